@@ -1,0 +1,347 @@
+//! Configuration: the TOML file (`--config`), its defaults, and validation. Every limit is
+//! named with its unit; `ringmcp config --print-default` prints [`DEFAULT_TOML`], which parses
+//! to exactly [`Config::default()`] (a unit test keeps the two in step).
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The commented default configuration file.
+pub const DEFAULT_TOML: &str = r#"# ringmcp configuration. Every key is optional; the values below are the defaults.
+# Flags given to `ringmcp serve` override the file.
+
+[server]
+# Number of shards (one glommio executor pinned per core). 0 = every online core.
+shards = 0
+# Built-in MCP servers hosted by this process ("demo", "conformance").
+servers = ["demo", "conformance"]
+# The server a TCP or stdio client talks to unless told otherwise.
+default_server = "demo"
+# error, warn, info, debug or trace. Logs go to stderr.
+log_level = "info"
+# On SIGINT/SIGTERM: stop accepting, let in-flight requests finish for up to this long,
+# then close every connection.
+shutdown_grace_ms = 5000
+
+[tcp]
+# Newline-delimited JSON-RPC over TCP. Every shard binds this address with SO_REUSEPORT.
+enabled = true
+listen = "127.0.0.1:7070"
+
+[limits]
+# Largest JSON-RPC message (one line on TCP and stdio). Longer lines get an error and the
+# connection is closed.
+max_message_bytes = 4194304
+# A connection with no incoming message and no request in flight for this long is closed.
+# 0 disables the idle timeout.
+idle_timeout_ms = 300000
+# Connections one shard holds at once; beyond it new connections are refused with an error.
+connections_per_shard_max = 50000
+# Sessions one shard's registry partition holds.
+sessions_per_shard_max = 100000
+# Messages and bytes queued for one connection's writer. A connection whose client does not
+# read and whose queue fills is closed with an error (responses are throttled first by
+# pausing reads from that connection).
+outbound_queue_messages_max = 1024
+outbound_queue_bytes_max = 8388608
+# Requests of one session being handled at once; more are answered with error -32001.
+session_in_flight_requests_max = 256
+# Resource subscriptions held by one session.
+subscriptions_per_session_max = 1024
+# Distinct subscription topics one shard holds.
+topics_per_shard_max = 100000
+# Elements in one JSON-RPC batch (revision 2025-03-26 only).
+batch_messages_max = 64
+# Server-to-client requests (sampling, elicitation, roots) one session may have outstanding,
+# and how long a tool waits for the client's answer.
+client_requests_in_flight_max = 16
+client_request_timeout_ms = 60000
+# Items per page of tools/list, resources/list, resources/templates/list, prompts/list.
+page_size = 100
+# Capacity (messages) of each channel of the cross-shard mesh.
+mesh_channel_capacity = 1024
+"#;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax error, unknown key or wrong type; the message names the key.
+    #[error("invalid config: {0}")]
+    Parse(String),
+    /// A value out of its allowed range.
+    #[error("invalid config: {key}: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `limits.page_size`.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerSection,
+    /// `[tcp]`
+    pub tcp: TcpSection,
+    /// `[limits]`
+    pub limits: Limits,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Shards; 0 = online cores.
+    pub shards: usize,
+    /// Hosted built-in servers.
+    pub servers: Vec<String>,
+    /// Server for TCP/stdio clients.
+    pub default_server: String,
+    /// Log level.
+    pub log_level: String,
+    /// Shutdown grace period.
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[tcp]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpSection {
+    /// Whether the TCP listener runs.
+    pub enabled: bool,
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+/// `[limits]`: every bound of the server; see [`DEFAULT_TOML`] for what each means.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[allow(missing_docs)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub idle_timeout_ms: u64,
+    pub connections_per_shard_max: usize,
+    pub sessions_per_shard_max: usize,
+    pub outbound_queue_messages_max: usize,
+    pub outbound_queue_bytes_max: usize,
+    pub session_in_flight_requests_max: usize,
+    pub subscriptions_per_session_max: usize,
+    pub topics_per_shard_max: usize,
+    pub batch_messages_max: usize,
+    pub client_requests_in_flight_max: usize,
+    pub client_request_timeout_ms: u64,
+    pub page_size: usize,
+    pub mesh_channel_capacity: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            shards: 0,
+            servers: vec!["demo".into(), "conformance".into()],
+            default_server: "demo".into(),
+            log_level: "info".into(),
+            shutdown_grace_ms: 5000,
+        }
+    }
+}
+
+impl Default for TcpSection {
+    fn default() -> Self {
+        TcpSection {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 4 << 20,
+            idle_timeout_ms: 300_000,
+            connections_per_shard_max: 50_000,
+            sessions_per_shard_max: 100_000,
+            outbound_queue_messages_max: 1024,
+            outbound_queue_bytes_max: 8 << 20,
+            session_in_flight_requests_max: 256,
+            subscriptions_per_session_max: 1024,
+            topics_per_shard_max: 100_000,
+            batch_messages_max: 64,
+            client_requests_in_flight_max: 16,
+            client_request_timeout_ms: 60_000,
+            page_size: 100,
+            mesh_channel_capacity: 1024,
+        }
+    }
+}
+
+/// Names of the built-in servers.
+pub const BUILTIN_SERVERS: &[&str] = &["demo", "conformance"];
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Checks ranges and cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn positive(key: &'static str, v: usize) -> Result<(), ConfigError> {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Ok(())
+        }
+        let l = &self.limits;
+        positive("limits.max_message_bytes", l.max_message_bytes)?;
+        positive(
+            "limits.connections_per_shard_max",
+            l.connections_per_shard_max,
+        )?;
+        positive("limits.sessions_per_shard_max", l.sessions_per_shard_max)?;
+        positive(
+            "limits.outbound_queue_messages_max",
+            l.outbound_queue_messages_max,
+        )?;
+        positive(
+            "limits.outbound_queue_bytes_max",
+            l.outbound_queue_bytes_max,
+        )?;
+        positive(
+            "limits.session_in_flight_requests_max",
+            l.session_in_flight_requests_max,
+        )?;
+        positive("limits.batch_messages_max", l.batch_messages_max)?;
+        positive("limits.page_size", l.page_size)?;
+        positive("limits.mesh_channel_capacity", l.mesh_channel_capacity)?;
+        positive("limits.topics_per_shard_max", l.topics_per_shard_max)?;
+        if l.max_message_bytes > 1 << 30 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_message_bytes",
+                reason: "must be at most 1073741824 (1 GiB)".into(),
+            });
+        }
+        if l.outbound_queue_bytes_max < l.max_message_bytes {
+            return Err(ConfigError::Invalid {
+                key: "limits.outbound_queue_bytes_max",
+                reason: format!(
+                    "must be at least limits.max_message_bytes ({}) so one reply always fits",
+                    l.max_message_bytes
+                ),
+            });
+        }
+        if l.client_request_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "limits.client_request_timeout_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.server.servers.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "server.servers",
+                reason: "host at least one server".into(),
+            });
+        }
+        for s in &self.server.servers {
+            if !BUILTIN_SERVERS.contains(&s.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "server.servers",
+                    reason: format!(
+                        "unknown server {s:?}; built-in servers are {}",
+                        BUILTIN_SERVERS.join(", ")
+                    ),
+                });
+            }
+        }
+        if !self.server.servers.contains(&self.server.default_server) {
+            return Err(ConfigError::Invalid {
+                key: "server.default_server",
+                reason: format!(
+                    "{:?} is not one of server.servers ({})",
+                    self.server.default_server,
+                    self.server.servers.join(", ")
+                ),
+            });
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.server.log_level.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: "server.log_level",
+                reason: format!(
+                    "{:?} is not one of error, warn, info, debug, trace",
+                    self.server.log_level
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The number of shards to start: the configured count, or the online cores for 0.
+    pub fn effective_shards(&self) -> usize {
+        if self.server.shards > 0 {
+            self.server.shards
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_is_the_default_config() {
+        assert_eq!(Config::from_toml(DEFAULT_TOML).unwrap(), Config::default());
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml("[limits]\nmax_mesage_bytes = 3\n").unwrap_err();
+        assert!(e.to_string().contains("max_mesage_bytes"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = Config::from_toml("[limits]\npage_size = \"ten\"\n").unwrap_err();
+        assert!(e.to_string().contains("page_size"), "{e}");
+    }
+
+    #[test]
+    fn range_errors_name_the_key() {
+        let e = Config::from_toml("[limits]\npage_size = 0\n").unwrap_err();
+        assert!(e.to_string().contains("limits.page_size"), "{e}");
+        let e = Config::from_toml("[server]\ndefault_server = \"nope\"\n").unwrap_err();
+        assert!(e.to_string().contains("server.default_server"), "{e}");
+        let e = Config::from_toml("[server]\nservers = [\"x\"]\n").unwrap_err();
+        assert!(e.to_string().contains("server.servers"), "{e}");
+    }
+}

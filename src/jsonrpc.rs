@@ -1,0 +1,475 @@
+//! JSON-RPC 2.0 framing, sans-I/O: parse one incoming frame (a single message or a batch
+//! array) with simd-json, classify it, and encode responses and error objects.
+//!
+//! Nothing here knows about MCP methods; the dispatcher in [`crate::mcp`] sits on top.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// JSON-RPC error codes used by ringmcp. The standard ones come from the JSON-RPC 2.0
+/// specification; the server-defined range (-32000..=-32099) is documented in docs/protocol.md.
+pub mod code {
+    /// Invalid JSON was received (id is always null).
+    pub const PARSE_ERROR: i64 = -32700;
+    /// The JSON sent is not a valid request object.
+    pub const INVALID_REQUEST: i64 = -32600;
+    /// The method does not exist or is not available.
+    pub const METHOD_NOT_FOUND: i64 = -32601;
+    /// Invalid method parameters.
+    pub const INVALID_PARAMS: i64 = -32602;
+    /// Internal error (including a panicking handler).
+    pub const INTERNAL_ERROR: i64 = -32603;
+    /// MCP: a resource was not found (resources/read, subscribe).
+    pub const RESOURCE_NOT_FOUND: i64 = -32002;
+    /// ringmcp: a configured limit was reached (too many in-flight requests, subscriptions, ...).
+    pub const LIMIT_EXCEEDED: i64 = -32001;
+    /// ringmcp: a server-to-client request timed out or the client answered with an error.
+    pub const CLIENT_REQUEST_FAILED: i64 = -32003;
+    /// ringmcp: the server is shutting down and no longer takes requests.
+    pub const SHUTTING_DOWN: i64 = -32004;
+}
+
+/// A request or response id: a string or an integer (JSON-RPC also allows null for errors
+/// about unparseable requests, which is represented by `Option<Id>` where needed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Id {
+    /// Numeric id.
+    Num(i64),
+    /// String id.
+    Str(String),
+}
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Num(n) => write!(f, "{n}"),
+            Id::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+impl Id {
+    /// Reads an id out of a JSON value (`requestId` in notifications/cancelled, for example).
+    pub fn from_value(v: &Value) -> Option<Id> {
+        match v {
+            Value::Number(n) => n.as_i64().map(Id::Num),
+            Value::String(s) => Some(Id::Str(s.clone())),
+            _ => None,
+        }
+    }
+
+    /// The id as a JSON value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Id::Num(n) => Value::from(*n),
+            Id::Str(s) => Value::from(s.as_str()),
+        }
+    }
+}
+
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorObject {
+    /// Error code.
+    pub code: i64,
+    /// Short description.
+    pub message: String,
+    /// Optional structured detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl ErrorObject {
+    /// An error with a code and message.
+    pub fn new(code: i64, message: impl Into<String>) -> Self {
+        ErrorObject {
+            code,
+            message: message.into(),
+            data: None,
+        }
+    }
+    /// -32602 with a message.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        Self::new(code::INVALID_PARAMS, message)
+    }
+    /// -32603 with a message.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(code::INTERNAL_ERROR, message)
+    }
+    /// Attaches `data`.
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}
+
+/// One classified incoming message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    /// A request: expects a response.
+    Request {
+        /// Request id.
+        id: Id,
+        /// Method name.
+        method: String,
+        /// Params (object or array), if present.
+        params: Option<Value>,
+    },
+    /// A notification: no response.
+    Notification {
+        /// Method name.
+        method: String,
+        /// Params, if present.
+        params: Option<Value>,
+    },
+    /// A response to a request this side sent.
+    Response {
+        /// The id of our request.
+        id: Id,
+        /// `Ok(result)` or `Err(error)`.
+        outcome: Result<Value, ErrorObject>,
+    },
+}
+
+/// Why one array element or single message is not a valid JSON-RPC message; it is answered
+/// with -32600 and the id when one could be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    /// The id, when the message carried a usable one.
+    pub id: Option<Id>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// One parsed frame.
+#[derive(Debug)]
+pub enum Frame {
+    /// A single message (or an invalid one).
+    Single(Result<Message, Invalid>),
+    /// A batch array: each element classified on its own. Never empty.
+    Batch(Vec<Result<Message, Invalid>>),
+}
+
+/// Parse failures that make the whole frame unusable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FrameError {
+    /// Not JSON, or not UTF-8.
+    #[error("parse error: {0}")]
+    Parse(String),
+    /// An empty array `[]`.
+    #[error("invalid request: empty batch")]
+    EmptyBatch,
+    /// A batch longer than the configured maximum.
+    #[error("invalid request: batch of {len} messages exceeds batch_messages_max {max}")]
+    BatchTooLong {
+        /// Elements in the batch.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+}
+
+impl FrameError {
+    /// The JSON-RPC error object this failure is answered with.
+    pub fn to_error(&self) -> ErrorObject {
+        match self {
+            FrameError::Parse(_) => ErrorObject::new(code::PARSE_ERROR, self.to_string()),
+            _ => ErrorObject::new(code::INVALID_REQUEST, self.to_string()),
+        }
+    }
+}
+
+/// Parses one frame in place (simd-json mutates the buffer). `batch_max` bounds batch length.
+pub fn parse_frame(buf: &mut [u8], batch_max: usize) -> Result<Frame, FrameError> {
+    let value: Value =
+        simd_json::serde::from_slice(buf).map_err(|e| FrameError::Parse(e.to_string()))?;
+    match value {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(FrameError::EmptyBatch);
+            }
+            if items.len() > batch_max {
+                return Err(FrameError::BatchTooLong {
+                    len: items.len(),
+                    max: batch_max,
+                });
+            }
+            Ok(Frame::Batch(items.into_iter().map(classify).collect()))
+        }
+        other => Ok(Frame::Single(classify(other))),
+    }
+}
+
+/// Classifies one JSON value as a JSON-RPC message.
+pub fn classify(value: Value) -> Result<Message, Invalid> {
+    let Value::Object(mut obj) = value else {
+        return Err(Invalid {
+            id: None,
+            reason: "message must be a JSON object".into(),
+        });
+    };
+    let raw_id = obj.remove("id");
+    let id = match &raw_id {
+        None => None,
+        Some(v) => match Id::from_value(v) {
+            Some(id) => Some(id),
+            None if v.is_null() => None,
+            None => {
+                return Err(Invalid {
+                    id: None,
+                    reason: "id must be a string or an integer".into(),
+                })
+            }
+        },
+    };
+    match obj.get("jsonrpc") {
+        Some(Value::String(v)) if v == "2.0" => {}
+        _ => {
+            return Err(Invalid {
+                id,
+                reason: "jsonrpc must be \"2.0\"".into(),
+            })
+        }
+    }
+    if let Some(method) = obj.remove("method") {
+        let Value::String(method) = method else {
+            return Err(Invalid {
+                id,
+                reason: "method must be a string".into(),
+            });
+        };
+        let params = obj.remove("params");
+        if let Some(p) = &params {
+            if !p.is_object() && !p.is_array() {
+                return Err(Invalid {
+                    id,
+                    reason: "params must be an object or an array".into(),
+                });
+            }
+        }
+        return Ok(match (raw_id, id) {
+            (None, _) => Message::Notification { method, params },
+            (Some(_), Some(id)) => Message::Request { id, method, params },
+            (Some(_), None) => {
+                return Err(Invalid {
+                    id: None,
+                    reason: "request id must not be null".into(),
+                })
+            }
+        });
+    }
+    let Some(id) = id else {
+        return Err(Invalid {
+            id: None,
+            reason: "message has neither a method nor a response id".into(),
+        });
+    };
+    match (obj.remove("result"), obj.remove("error")) {
+        (Some(result), None) => Ok(Message::Response {
+            id,
+            outcome: Ok(result),
+        }),
+        (None, Some(err)) => match serde_json::from_value::<ErrorObject>(err) {
+            Ok(e) => Ok(Message::Response {
+                id,
+                outcome: Err(e),
+            }),
+            Err(e) => Err(Invalid {
+                id: Some(id),
+                reason: format!("malformed error object: {e}"),
+            }),
+        },
+        _ => Err(Invalid {
+            id: Some(id),
+            reason: "a response carries exactly one of result and error".into(),
+        }),
+    }
+}
+
+/// Encodes a success response.
+pub fn encode_result(id: &Id, result: &Value) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        jsonrpc: &'static str,
+        id: &'a Id,
+        result: &'a Value,
+    }
+    to_vec(&Out {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
+}
+
+/// Encodes an error response; `id` is `None` when the request's id could not be read.
+pub fn encode_error(id: Option<&Id>, error: &ErrorObject) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        jsonrpc: &'static str,
+        id: Option<&'a Id>,
+        error: &'a ErrorObject,
+    }
+    to_vec(&Out {
+        jsonrpc: "2.0",
+        id,
+        error,
+    })
+}
+
+/// Encodes a notification.
+pub fn encode_notification(method: &str, params: &Value) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        jsonrpc: &'static str,
+        method: &'a str,
+        params: &'a Value,
+    }
+    to_vec(&Out {
+        jsonrpc: "2.0",
+        method,
+        params,
+    })
+}
+
+/// Encodes a request sent by this side.
+pub fn encode_request(id: &Id, method: &str, params: &Value) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        jsonrpc: &'static str,
+        id: &'a Id,
+        method: &'a str,
+        params: &'a Value,
+    }
+    to_vec(&Out {
+        jsonrpc: "2.0",
+        id,
+        method,
+        params,
+    })
+}
+
+/// Joins already-encoded messages into one JSON array (a batch response).
+pub fn encode_batch(parts: &[Vec<u8>]) -> Vec<u8> {
+    let len = parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2;
+    let mut out = Vec::with_capacity(len);
+    out.push(b'[');
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(p);
+    }
+    out.push(b']');
+    out
+}
+
+fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serializing a tree of `Value`s and plain structs into memory cannot fail: there is no
+    // I/O and every map key is a string.
+    serde_json::to_vec(v).unwrap_or_else(|_| {
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"encoding failed"}}"#
+            .to_vec()
+    })
+}
+
+/// Builds `{}` when params are absent; a convenience for handlers.
+pub fn params_object(params: Option<Value>) -> Result<Map<String, Value>, ErrorObject> {
+    match params {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(_) => Err(ErrorObject::invalid_params("params must be an object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Frame, FrameError> {
+        let mut b = s.as_bytes().to_vec();
+        parse_frame(&mut b, 16)
+    }
+
+    #[test]
+    fn classifies_request_notification_response() {
+        let Frame::Single(Ok(Message::Request { id, method, .. })) =
+            parse(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#).unwrap()
+        else {
+            panic!("not a request")
+        };
+        assert_eq!((id, method.as_str()), (Id::Num(7), "ping"));
+        assert!(matches!(
+            parse(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap(),
+            Frame::Single(Ok(Message::Notification { .. }))
+        ));
+        assert!(matches!(
+            parse(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap(),
+            Frame::Single(Ok(Message::Response { outcome: Ok(_), .. }))
+        ));
+        assert!(matches!(
+            parse(r#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"x"}}"#).unwrap(),
+            Frame::Single(Ok(Message::Response {
+                outcome: Err(_),
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_json_and_invalid_requests() {
+        assert!(matches!(parse("{nope"), Err(FrameError::Parse(_))));
+        let mut bad_utf8 = b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\xfe\"}".to_vec();
+        assert!(matches!(
+            parse_frame(&mut bad_utf8, 4),
+            Err(FrameError::Parse(_))
+        ));
+        assert_eq!(parse("[]").unwrap_err(), FrameError::EmptyBatch);
+        let Frame::Single(Err(inv)) = parse(r#"{"jsonrpc":"1.0","id":3,"method":"x"}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(inv.id, Some(Id::Num(3)));
+        let Frame::Single(Err(_)) = parse(r#"{"jsonrpc":"2.0","id":3,"method":5}"#).unwrap() else {
+            panic!()
+        };
+        let Frame::Single(Err(_)) = parse(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#).unwrap()
+        else {
+            panic!()
+        };
+        let Frame::Single(Err(_)) = parse("42").unwrap() else {
+            panic!()
+        };
+        let Frame::Single(Err(_)) =
+            parse(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":3}"#).unwrap()
+        else {
+            panic!()
+        };
+    }
+
+    #[test]
+    fn batch_bounds() {
+        let Frame::Batch(items) = parse(r#"[{"jsonrpc":"2.0","id":1,"method":"a"},5]"#).unwrap()
+        else {
+            panic!()
+        };
+        assert!(items[0].is_ok() && items[1].is_err());
+        let mut long = format!("[{}]", vec!["1"; 17].join(",")).into_bytes();
+        assert!(matches!(
+            parse_frame(&mut long, 16),
+            Err(FrameError::BatchTooLong { len: 17, max: 16 })
+        ));
+    }
+
+    #[test]
+    fn encodes() {
+        let r = encode_result(&Id::Num(1), &serde_json::json!({"a":1}));
+        assert_eq!(r, br#"{"jsonrpc":"2.0","id":1,"result":{"a":1}}"#);
+        let e = encode_error(None, &ErrorObject::new(code::PARSE_ERROR, "bad"));
+        assert_eq!(
+            e,
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}"#
+        );
+        assert_eq!(encode_batch(&[b"1".to_vec(), b"2".to_vec()]), b"[1,2]");
+    }
+}

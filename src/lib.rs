@@ -1,0 +1,22 @@
+//! ringmcp: a thread-per-core Model Context Protocol server host on io_uring.
+//!
+//! Layers, from the wire inwards:
+//! - [`runtime`]: the shard pool (one glommio executor pinned per core), listeners bound
+//!   with SO_REUSEPORT, the channel mesh, shutdown.
+//! - [`transport`]: newline-delimited JSON-RPC over TCP, and stdio.
+//! - [`mcp`] and [`jsonrpc`]: the sans-I/O protocol core.
+//! - [`server`]: the Rust API to define MCP servers; [`builtin`] holds the `demo` and
+//!   `conformance` servers.
+//! - [`config`]: the TOML configuration and its limits.
+
+#![warn(missing_docs)]
+
+pub mod builtin;
+pub mod config;
+pub mod jsonrpc;
+pub mod mcp;
+pub mod rt;
+pub mod runtime;
+pub mod schema;
+pub mod server;
+pub mod transport;

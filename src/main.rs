@@ -1,0 +1,238 @@
+//! The `ringmcp` binary: `serve`, `stdio` and `config`.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use ringmcp::config::{Config, DEFAULT_TOML};
+use ringmcp::runtime::{run_shards, ShardMain, StopFlag};
+use ringmcp::server::ServerFactory;
+use ringmcp::transport::{stdio, tcp};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "ringmcp",
+    version,
+    about = "A thread-per-core MCP server host on io_uring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve MCP over TCP on every shard.
+    Serve(ServeArgs),
+    /// Serve one MCP session on stdin/stdout.
+    Stdio(StdioArgs),
+    /// Print or check configuration.
+    Config(ConfigArgs),
+}
+
+#[derive(Args)]
+struct Common {
+    /// TOML configuration file (see `ringmcp config --print-default`).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace (overrides server.log_level).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Set any configuration key, e.g. `--set limits.page_size=10` (repeatable; applied
+    /// after the file, before the dedicated flags).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Number of shards (0 = every online core).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// TCP listen address (overrides tcp.listen).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Args)]
+struct StdioArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Hosted server to talk to (default: server.default_server).
+    #[arg(long)]
+    server: Option<String>,
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// Print the commented default configuration.
+    #[arg(long)]
+    print_default: bool,
+    /// Check a configuration file and print the effective configuration.
+    #[arg(long, value_name = "FILE")]
+    check: Option<PathBuf>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("ringmcp: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config(args) => {
+            if args.print_default {
+                print!("{DEFAULT_TOML}");
+                return Ok(());
+            }
+            if let Some(path) = args.check {
+                let cfg = Config::load(&path)?;
+                println!("{path:?}: valid ({} shards)", cfg.effective_shards());
+                return Ok(());
+            }
+            anyhow::bail!("nothing to do: use --print-default or --check FILE")
+        }
+        Command::Serve(args) => {
+            let mut cfg = load_config(&args.common)?;
+            if let Some(n) = args.shards {
+                cfg.server.shards = n;
+            }
+            if let Some(l) = args.listen {
+                cfg.tcp.listen = l;
+            }
+            cfg.validate()?;
+            init_logging(&cfg.server.log_level);
+            serve(cfg)
+        }
+        Command::Stdio(args) => {
+            let mut cfg = load_config(&args.common)?;
+            if let Some(s) = args.server {
+                cfg.server.default_server = s;
+            }
+            cfg.validate()?;
+            init_logging(&cfg.server.log_level);
+            run_stdio(cfg)
+        }
+    }
+}
+
+/// The file (or the defaults), then `--set` keys, then `--log-level`.
+fn load_config(c: &Common) -> anyhow::Result<Config> {
+    let text = match &c.config {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read config file {}", p.display()))?,
+        None => String::new(),
+    };
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+    for kv in &c.set {
+        let (key, value) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: expected KEY=VALUE"))?;
+        let (section, name) = key
+            .split_once('.')
+            .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: expected SECTION.KEY=VALUE"))?;
+        // A value that is not TOML (a bare word) is taken as a string.
+        let parsed: toml::Value = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: {section} is not a section"))?
+            .insert(name.to_string(), parsed);
+    }
+    let mut cfg = Config::from_toml(&table.to_string())?;
+    if let Some(level) = &c.log_level {
+        cfg.server.log_level = level.clone();
+    }
+    Ok(cfg)
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RINGMCP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ringmcp={level},warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn factories(cfg: &Config) -> anyhow::Result<Vec<(String, ServerFactory)>> {
+    cfg.server
+        .servers
+        .iter()
+        .map(|name| {
+            ringmcp::builtin::factory(name)
+                .map(|f| (name.clone(), f))
+                .ok_or_else(|| anyhow::anyhow!("unknown built-in server {name:?}"))
+        })
+        .collect()
+}
+
+fn serve(cfg: Config) -> anyhow::Result<()> {
+    let shards = cfg.effective_shards();
+    let cfg = Arc::new(cfg);
+    let stop = StopFlag::default();
+    stop.on_signals()?;
+    let ready = Arc::new(AtomicUsize::new(0));
+    let tcp_enabled = cfg.tcp.enabled;
+    let listen = cfg.tcp.listen;
+    let main: ShardMain = Arc::new(move |shard| {
+        let ready = ready.clone();
+        Box::pin(async move {
+            let listener = if tcp_enabled {
+                Some(tcp::bind(&shard)?)
+            } else {
+                None
+            };
+            if ready.fetch_add(1, Ordering::AcqRel) + 1 == shard.count {
+                tracing::info!(
+                    shards = shard.count,
+                    "ringmcp {} listening on {listen} (tcp)",
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+            match listener {
+                Some(l) => tcp::serve(shard, l).await,
+                None => {
+                    shard.shutdown.cancelled().await;
+                    Ok(())
+                }
+            }
+        })
+    });
+    run_shards(cfg.clone(), shards, factories(&cfg)?, stop, main)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn run_stdio(cfg: Config) -> anyhow::Result<()> {
+    let cfg = Arc::new(cfg);
+    let stop = StopFlag::default();
+    stop.on_signals()?;
+    let server = cfg.server.default_server.clone();
+    let main: ShardMain = Arc::new(move |shard| {
+        let server = server.clone();
+        Box::pin(async move { stdio::serve(shard, server).await })
+    });
+    run_shards(cfg.clone(), 1, factories(&cfg)?, stop, main)
+}

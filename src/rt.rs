@@ -1,0 +1,366 @@
+//! Runtime-neutral, shard-local primitives the sans-I/O core uses: a one-shot slot, a
+//! cancellation token, outbound message queues and the [`Host`] trait through which the core
+//! asks its runtime for time and for cross-session effects. All of it is `!Send` on purpose:
+//! it lives on one shard.
+
+use futures_lite::future::BoxedLocal;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// A single-value channel between two tasks of one shard.
+pub fn oneshot<T>() -> (OneshotSender<T>, OneshotReceiver<T>) {
+    let slot = Rc::new(OneshotSlot {
+        value: RefCell::new(None),
+        waker: RefCell::new(None),
+        sender_gone: Cell::new(false),
+    });
+    (OneshotSender(slot.clone()), OneshotReceiver(slot))
+}
+
+struct OneshotSlot<T> {
+    value: RefCell<Option<T>>,
+    waker: RefCell<Option<Waker>>,
+    sender_gone: Cell<bool>,
+}
+
+/// Sending half of [`oneshot`].
+pub struct OneshotSender<T>(Rc<OneshotSlot<T>>);
+/// Receiving half of [`oneshot`]; resolves to `None` when the sender is dropped unsent.
+pub struct OneshotReceiver<T>(Rc<OneshotSlot<T>>);
+
+impl<T> OneshotSender<T> {
+    /// Delivers the value and wakes the receiver.
+    pub fn send(self, value: T) {
+        *self.0.value.borrow_mut() = Some(value);
+        // Drop runs next and wakes the receiver.
+    }
+}
+
+impl<T> Drop for OneshotSender<T> {
+    fn drop(&mut self) {
+        self.0.sender_gone.set(true);
+        if let Some(w) = self.0.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for OneshotReceiver<T> {
+    type Output = Option<T>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if let Some(v) = self.0.value.borrow_mut().take() {
+            return Poll::Ready(Some(v));
+        }
+        if self.0.sender_gone.get() {
+            return Poll::Ready(None);
+        }
+        *self.0.waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// A cancellation flag that tasks can poll or await.
+#[derive(Clone, Default)]
+pub struct CancelToken(Rc<CancelState>);
+
+#[derive(Default)]
+struct CancelState {
+    cancelled: Cell<bool>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl CancelToken {
+    /// A fresh, uncancelled token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Cancels and wakes every waiter.
+    pub fn cancel(&self) {
+        self.0.cancelled.set(true);
+        for w in self.0.wakers.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.get()
+    }
+    /// Resolves once cancelled.
+    pub fn cancelled(&self) -> impl Future<Output = ()> + 'static {
+        let token = self.clone();
+        std::future::poll_fn(move |cx| {
+            if token.is_cancelled() {
+                return Poll::Ready(());
+            }
+            let mut wakers = token.0.wakers.borrow_mut();
+            // Bounded: a task re-registers only when polled again, and at most a handful
+            // of tasks wait on one token; replace an equivalent waker instead of growing.
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
+}
+
+/// One encoded message on its way to a peer: owned, or shared by many receivers (a
+/// notification fanned out to every subscriber is encoded once).
+#[derive(Clone, Debug)]
+pub enum OutMsg {
+    /// Owned bytes.
+    Owned(Vec<u8>),
+    /// Bytes shared between several queues.
+    Shared(Rc<[u8]>),
+}
+
+impl OutMsg {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            OutMsg::Owned(v) => v,
+            OutMsg::Shared(s) => s,
+        }
+    }
+}
+
+/// Why an outbound message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The queue is at its configured bound.
+    #[error("outbound queue full")]
+    Full,
+    /// The connection is closed.
+    #[error("connection closed")]
+    Closed,
+}
+
+/// Where a session's outgoing messages go.
+pub trait Outbound {
+    /// Queues one message, or says why not.
+    fn send(&self, msg: OutMsg) -> Result<(), SendError>;
+}
+
+/// A bounded outbound queue drained by one writer task.
+pub struct OutQueue {
+    inner: RefCell<OutQueueInner>,
+    messages_max: usize,
+    bytes_max: usize,
+}
+
+struct OutQueueInner {
+    queue: VecDeque<OutMsg>,
+    bytes: usize,
+    closed: bool,
+    overflowed: bool,
+    writer: Option<Waker>,
+    space_waiters: Vec<Waker>,
+    close_waiters: Vec<Waker>,
+}
+
+impl OutQueue {
+    /// A queue bounded by messages and bytes.
+    pub fn new(messages_max: usize, bytes_max: usize) -> Rc<Self> {
+        Rc::new(OutQueue {
+            inner: RefCell::new(OutQueueInner {
+                queue: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+                overflowed: false,
+                writer: None,
+                space_waiters: Vec::new(),
+                close_waiters: Vec::new(),
+            }),
+            messages_max,
+            bytes_max,
+        })
+    }
+
+    /// Takes every queued message (the writer's side); waits while empty and open. Returns
+    /// an empty vector once closed and drained.
+    pub fn drain(&self) -> impl Future<Output = Vec<OutMsg>> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut inner = self.inner.borrow_mut();
+            if !inner.queue.is_empty() {
+                inner.bytes = 0;
+                let out: Vec<OutMsg> = inner.queue.drain(..).collect();
+                for w in inner.space_waiters.drain(..) {
+                    w.wake();
+                }
+                return Poll::Ready(out);
+            }
+            if inner.closed {
+                return Poll::Ready(Vec::new());
+            }
+            inner.writer = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+
+    /// Resolves when the queue is below half of both bounds (or closed): the reader side
+    /// waits on this before taking more requests, which is how a slow reader throttles
+    /// itself instead of growing our memory.
+    pub fn has_room(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut inner = self.inner.borrow_mut();
+            if inner.closed
+                || (inner.queue.len() * 2 < self.messages_max && inner.bytes * 2 < self.bytes_max)
+            {
+                return Poll::Ready(());
+            }
+            if !inner.space_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                inner.space_waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
+
+    /// Closes the queue: the writer drains what is left and stops.
+    pub fn close(&self) {
+        self.inner.borrow_mut().mark_closed();
+    }
+
+    /// Resolves once the queue is closed (by [`close`](Self::close), an overflow, or a
+    /// failed write).
+    pub fn closed(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let mut inner = self.inner.borrow_mut();
+            if inner.closed {
+                return Poll::Ready(());
+            }
+            if !inner.close_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                inner.close_waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+    }
+
+    /// Whether the queue is closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.borrow().closed
+    }
+
+    /// Whether a message was refused because the queue was full; the connection closes then.
+    pub fn overflowed(&self) -> bool {
+        self.inner.borrow().overflowed
+    }
+
+    /// Messages queued now.
+    pub fn len(&self) -> usize {
+        self.inner.borrow().queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl OutQueueInner {
+    fn mark_closed(&mut self) {
+        self.closed = true;
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+        for w in self
+            .space_waiters
+            .drain(..)
+            .chain(self.close_waiters.drain(..))
+        {
+            w.wake();
+        }
+    }
+}
+
+impl Outbound for OutQueue {
+    fn send(&self, msg: OutMsg) -> Result<(), SendError> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.closed {
+            return Err(SendError::Closed);
+        }
+        let len = msg.as_bytes().len();
+        if inner.queue.len() >= self.messages_max || inner.bytes + len > self.bytes_max {
+            // A peer that does not read its messages cannot make us buffer without bound:
+            // the connection is closed (its writer flushes what was queued first).
+            inner.overflowed = true;
+            inner.mark_closed();
+            return Err(SendError::Full);
+        }
+        inner.bytes += len;
+        inner.queue.push_back(msg);
+        if let Some(w) = inner.writer.take() {
+            w.wake();
+        }
+        Ok(())
+    }
+}
+
+/// What the sans-I/O core needs from the runtime around it: time, and effects that reach
+/// beyond one session (the registry partition and the mesh).
+pub trait Host {
+    /// Resolves after `d`.
+    fn sleep(&self, d: Duration) -> BoxedLocal<()>;
+    /// Registers an initialized session (bound to `server`) in the shard's registry
+    /// partition, so that notifications can be routed to it.
+    fn register(&self, session: &ringmcp_shards::SessionId, server: &str) -> Result<(), String>;
+    /// Records that `session` wants `notifications/resources/updated` for `uri` of `server`.
+    fn subscribe(
+        &self,
+        session: &ringmcp_shards::SessionId,
+        server: &str,
+        uri: &str,
+    ) -> Result<(), String>;
+    /// Drops a subscription; unknown ones are ignored.
+    fn unsubscribe(&self, session: &ringmcp_shards::SessionId, server: &str, uri: &str);
+    /// Sends `notifications/resources/updated` for `uri` to every subscriber on every shard.
+    fn resource_updated(&self, server: &str, uri: &str);
+    /// Sends a list_changed notification (`method`) to every session of `server` on every
+    /// shard.
+    fn list_changed(&self, server: &str, method: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+
+    #[test]
+    fn oneshot_delivers_and_reports_drop() {
+        let (tx, rx) = oneshot::<u32>();
+        tx.send(5);
+        assert_eq!(block_on(rx), Some(5));
+        let (tx, rx) = oneshot::<u32>();
+        drop(tx);
+        assert_eq!(block_on(rx), None);
+    }
+
+    #[test]
+    fn cancel_token_wakes() {
+        let t = CancelToken::new();
+        let t2 = t.clone();
+        t2.cancel();
+        block_on(t.cancelled());
+        assert!(t.is_cancelled());
+    }
+
+    #[test]
+    fn out_queue_bounds_and_closes_on_overflow() {
+        let q = OutQueue::new(2, 100);
+        q.send(OutMsg::Owned(b"a".to_vec())).unwrap();
+        q.send(OutMsg::Owned(b"b".to_vec())).unwrap();
+        assert_eq!(q.send(OutMsg::Owned(b"c".to_vec())), Err(SendError::Full));
+        assert!(q.overflowed() && q.is_closed());
+        let drained = block_on(q.drain());
+        assert_eq!(drained.len(), 2);
+        assert!(block_on(q.drain()).is_empty());
+        let q = OutQueue::new(10, 4);
+        assert_eq!(
+            q.send(OutMsg::Owned(b"12345".to_vec())),
+            Err(SendError::Full)
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! The runtime: one glommio executor per shard, pinned to its core; the shard's state
+//! ([`Shard`]); the channel mesh consumers; the [`Host`] implementation that connects the
+//! sans-I/O core to the registry partition and the mesh; and shutdown.
+//!
+//! Nothing here is shared between shards except read-only configuration, the server
+//! factories, and the shutdown flag the signal thread raises.
+
+use crate::config::Config;
+use crate::jsonrpc;
+use crate::rt::{CancelToken, Host, OutMsg, OutQueue, Outbound};
+use crate::server::{CoreLimits, McpServer, ServerFactory};
+use anyhow::Context as _;
+use futures_lite::future::BoxedLocal;
+use glommio::{LocalExecutorBuilder, Placement};
+use ringmcp_shards::{mesh_builder, Mesh, Partition, PartitionLimits, SessionId, ShardMsg};
+use serde_json::json;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a shard looks at the process-wide shutdown flag.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
+/// Registered io_uring memory per executor. ringmcp does no DMA file I/O, so it keeps this
+/// small: RLIMIT_MEMLOCK is 8 MiB on many hosts.
+const IO_MEMORY_BYTES: usize = 512 << 10;
+
+/// Everything a shard owns.
+pub struct Shard {
+    /// This shard's index (its mesh peer id).
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// This shard's copy of every hosted server.
+    pub servers: HashMap<String, Rc<McpServer>>,
+    /// The registry partition: sessions whose id routes here, their bindings and
+    /// subscriptions; each session's sink is its connection's outbound queue.
+    pub partition: RefCell<Partition<Rc<OutQueue>>>,
+    /// The mesh to the other shards (`None` with one shard).
+    pub mesh: Option<Mesh<ShardMsg>>,
+    /// Fires when the process is asked to stop.
+    pub shutdown: CancelToken,
+    /// Open connections.
+    pub connections: Cell<usize>,
+}
+
+impl Shard {
+    /// Limits the session core enforces, from the configuration.
+    pub fn core_limits(&self) -> CoreLimits {
+        let l = &self.config.limits;
+        CoreLimits {
+            in_flight_max: l.session_in_flight_requests_max,
+            client_requests_max: l.client_requests_in_flight_max,
+            client_request_timeout: Duration::from_millis(l.client_request_timeout_ms),
+            page_size: l.page_size,
+            batch_max: l.batch_messages_max,
+            shard: self.index,
+        }
+    }
+
+    /// Mints a session id that routes to this shard.
+    pub fn mint_session_id(&self) -> anyhow::Result<SessionId> {
+        SessionId::mint(self.index, self.count).context("cannot mint a session id")
+    }
+
+    /// Delivers `bytes` to every local subscriber of `topic`.
+    fn fan_out_topic(&self, topic: &str, bytes: Rc<[u8]>) {
+        let partition = self.partition.borrow();
+        for (_, out) in partition.subscribers(topic) {
+            let _ = out.send(OutMsg::Shared(bytes.clone()));
+        }
+    }
+
+    /// Delivers `bytes` to every local session of `server`.
+    fn fan_out_server(&self, server: &str, bytes: Rc<[u8]>) {
+        let partition = self.partition.borrow();
+        for (_, out) in partition.sessions_of_server(server) {
+            let _ = out.send(OutMsg::Shared(bytes.clone()));
+        }
+    }
+
+    /// Handles a message from another shard.
+    fn on_mesh(&self, from: usize, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Publish { topic, bytes } => self.fan_out_topic(&topic, bytes.into()),
+            ShardMsg::ServerBroadcast { server, bytes } => {
+                self.fan_out_server(&server, bytes.into())
+            }
+            ShardMsg::Deliver { session, bytes } => {
+                debug_assert_eq!(
+                    ringmcp_shards::shard_for(session.as_bytes(), self.count),
+                    self.index
+                );
+                if let Some(out) = self.partition.borrow().lookup(&session) {
+                    let _ = out.send(OutMsg::Owned(bytes));
+                } else {
+                    tracing::debug!(from, %session, "message for an unknown session dropped");
+                }
+            }
+        }
+    }
+
+    /// Sends `msg` to every other shard, in a task of its own: the mesh applies
+    /// backpressure (a full channel waits), and the caller must not wait for it.
+    fn broadcast(self: &Rc<Self>, msg: ShardMsg) {
+        if self.count < 2 {
+            return;
+        }
+        let me = self.clone();
+        glommio::spawn_local(async move {
+            if let Some(mesh) = &me.mesh {
+                mesh.broadcast(msg).await;
+            }
+        })
+        .detach();
+    }
+}
+
+/// The [`Host`] of one connection: its shard and its outbound queue.
+pub struct ConnHost {
+    shard: Rc<Shard>,
+    out: Rc<OutQueue>,
+}
+
+impl ConnHost {
+    /// A host for a connection whose messages go to `out`.
+    pub fn new(shard: Rc<Shard>, out: Rc<OutQueue>) -> Rc<Self> {
+        Rc::new(ConnHost { shard, out })
+    }
+}
+
+impl Host for ConnHost {
+    fn sleep(&self, d: Duration) -> BoxedLocal<()> {
+        Box::pin(glommio::timer::sleep(d))
+    }
+
+    fn register(&self, session: &SessionId, server: &str) -> Result<(), String> {
+        self.shard
+            .partition
+            .borrow_mut()
+            .register(*session, server, self.out.clone())
+            .map_err(|e| format!("cannot register the session: {e}"))
+    }
+
+    fn subscribe(&self, session: &SessionId, server: &str, uri: &str) -> Result<(), String> {
+        let topic = ringmcp_shards::partition::topic_key(server, uri);
+        self.shard
+            .partition
+            .borrow_mut()
+            .subscribe(session, &topic)
+            .map(|_| ())
+            .map_err(|e| format!("cannot subscribe: {e}"))
+    }
+
+    fn unsubscribe(&self, session: &SessionId, server: &str, uri: &str) {
+        let topic = ringmcp_shards::partition::topic_key(server, uri);
+        self.shard
+            .partition
+            .borrow_mut()
+            .unsubscribe(session, &topic);
+    }
+
+    fn resource_updated(&self, server: &str, uri: &str) {
+        let topic = ringmcp_shards::partition::topic_key(server, uri);
+        let bytes =
+            jsonrpc::encode_notification("notifications/resources/updated", &json!({"uri": uri}));
+        self.shard.broadcast(ShardMsg::Publish {
+            topic: topic.clone(),
+            bytes: bytes.clone(),
+        });
+        self.shard.fan_out_topic(&topic, bytes.into());
+    }
+
+    fn list_changed(&self, server: &str, method: &str) {
+        let bytes = jsonrpc::encode_notification(method, &json!({}));
+        self.shard.broadcast(ShardMsg::ServerBroadcast {
+            server: server.to_string(),
+            bytes: bytes.clone(),
+        });
+        self.shard.fan_out_server(server, bytes.into());
+    }
+}
+
+/// The process-wide stop flag, raised by SIGINT/SIGTERM.
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// Raises the flag.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+    /// Whether the flag is raised.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+    /// Raises the flag on SIGINT or SIGTERM (a thread waits for the signals).
+    pub fn on_signals(&self) -> anyhow::Result<()> {
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])?;
+        let flag = self.clone();
+        std::thread::Builder::new()
+            .name("ringmcp-signals".into())
+            .spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    tracing::info!(signal = sig, "stop requested: draining");
+                    flag.raise();
+                }
+            })?;
+        Ok(())
+    }
+}
+
+/// The CPUs this process may run on (its affinity mask, which systemd's CPUAffinity sets).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect();
+            if !cpus.is_empty() {
+                return cpus;
+            }
+        }
+    }
+    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+}
+
+/// What a shard runs once its state is built: the transports' accept loops.
+pub type ShardMain = Arc<dyn Fn(Rc<Shard>) -> BoxedLocal<anyhow::Result<()>> + Send + Sync>;
+
+/// Starts `shards` executors, each pinned to one allowed CPU (round robin), builds each
+/// shard's state, runs `main` on every shard, and waits for all of them. `ready` counts
+/// shards whose `main` reported readiness.
+pub fn run_shards(
+    config: Arc<Config>,
+    shards: usize,
+    factories: Vec<(String, ServerFactory)>,
+    stop: StopFlag,
+    main: ShardMain,
+) -> anyhow::Result<()> {
+    let cpus = allowed_cpus();
+    let builder = mesh_builder::<ShardMsg>(shards, config.limits.mesh_channel_capacity);
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::with_capacity(shards);
+    for i in 0..shards {
+        let cpu = cpus[i % cpus.len()];
+        let config = config.clone();
+        let factories = factories.clone();
+        let stop = stop.clone();
+        let main = main.clone();
+        let builder = builder.clone();
+        let failed = failed.clone();
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("ringmcp-shard-{i}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || async move {
+                let result =
+                    shard_main(config, shards, factories, stop.clone(), builder, main).await;
+                if let Err(e) = &result {
+                    tracing::error!("shard failed: {e:#}");
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    // One shard failing takes the process down cleanly.
+                    stop.raise();
+                }
+                result
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start shard {i} on cpu {cpu}: {e}"))?;
+        handles.push(handle);
+    }
+    let mut first_err = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            Err(e) => {
+                first_err.get_or_insert(anyhow::anyhow!("shard executor failed: {e}"));
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn shard_main(
+    config: Arc<Config>,
+    shards: usize,
+    factories: Vec<(String, ServerFactory)>,
+    stop: StopFlag,
+    builder: glommio::channels::channel_mesh::MeshBuilder<
+        ShardMsg,
+        glommio::channels::channel_mesh::Full,
+    >,
+    main: ShardMain,
+) -> anyhow::Result<()> {
+    let (index, mut mesh) = if shards > 1 {
+        let mesh = Mesh::join(builder)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot join the shard mesh: {e}"))?;
+        (mesh.shard(), Some(mesh))
+    } else {
+        (0, None)
+    };
+    let receivers = mesh
+        .as_mut()
+        .map(|m| m.take_receivers())
+        .unwrap_or_default();
+    let servers = factories
+        .iter()
+        .map(|(name, f)| (name.clone(), Rc::new(f())))
+        .collect();
+    let l = &config.limits;
+    let partition = Partition::new(
+        index,
+        shards,
+        PartitionLimits {
+            sessions_max: l.sessions_per_shard_max,
+            subscriptions_per_session_max: l.subscriptions_per_session_max,
+            topics_max: l.topics_per_shard_max,
+        },
+    );
+    let shard = Rc::new(Shard {
+        index,
+        count: shards,
+        config: config.clone(),
+        servers,
+        partition: RefCell::new(partition),
+        mesh,
+        shutdown: CancelToken::new(),
+        connections: Cell::new(0),
+    });
+    // Mesh consumers: one task per peer, feeding the shard.
+    for (from, rx) in receivers {
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(msg) = rx.recv().await {
+                s.on_mesh(from, msg);
+            }
+        })
+        .detach();
+    }
+    // The shutdown watcher: turns the process-wide flag into this shard's token.
+    {
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            while !stop.is_raised() {
+                glommio::timer::sleep(SHUTDOWN_POLL).await;
+            }
+            s.shutdown.cancel();
+        })
+        .detach();
+    }
+    tracing::debug!(shard = index, "shard started");
+    let result = main(shard.clone()).await;
+    if let Some(mesh) = &shard.mesh {
+        mesh.close();
+    }
+    result
+}

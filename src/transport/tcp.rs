@@ -1,0 +1,268 @@
+//! Newline-delimited JSON-RPC over TCP. Every shard binds the same address with
+//! SO_REUSEPORT (glommio's listener sets it), so the kernel spreads connections over the
+//! shards; a connection lives and dies on the shard that accepted it.
+//!
+//! Each connection has a reader (this module's loop) and a writer task draining the
+//! connection's bounded outbound queue. The reader reads into the shard's scratch buffer,
+//! so an idle connection holds no receive buffer of its own.
+
+use crate::jsonrpc::{self, code, ErrorObject};
+use crate::runtime::Shard;
+use crate::transport::conn::{too_long_message, Conn};
+use crate::transport::lines::LineBuf;
+use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
+use glommio::net::{TcpListener, TcpStream};
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Bytes read from a socket at once (the shard's scratch buffer).
+pub const READ_CHUNK_BYTES: usize = 64 << 10;
+/// A writer keeps at most this much buffer between writes.
+const WRITE_BUF_KEEP_BYTES: usize = 64 << 10;
+
+thread_local! {
+    // One scratch buffer per shard thread: reads copy out of it at once, so no connection
+    // keeps a receive buffer while it is idle.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK_BYTES].into_boxed_slice());
+}
+
+/// Binds the listener on this shard. Called before the accept loop so that a bind error
+/// stops start-up.
+pub fn bind(shard: &Shard) -> anyhow::Result<TcpListener> {
+    let addr = shard.config.tcp.listen;
+    TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} (tcp): {e}"))
+}
+
+/// Accepts connections until shutdown, then waits for them to drain.
+pub async fn serve(shard: Rc<Shard>, listener: TcpListener) -> anyhow::Result<()> {
+    let max = shard.config.limits.connections_per_shard_max;
+    loop {
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                shard.shutdown.cancelled().await;
+                None
+            })
+            .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                // EMFILE/ENFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(shard = shard.index, "accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if shard.connections.get() >= max {
+            glommio::spawn_local(refuse(stream, max)).detach();
+            continue;
+        }
+        glommio::spawn_local(handle(shard.clone(), stream)).detach();
+    }
+    drop(listener);
+    // Connections drain on their own (they watch the same shutdown token); wait for them a
+    // little longer than their grace period.
+    let grace =
+        Duration::from_millis(shard.config.server.shutdown_grace_ms) + Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + grace;
+    while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+async fn refuse(stream: TcpStream, max: usize) {
+    let mut line = jsonrpc::encode_error(
+        None,
+        &ErrorObject::new(
+            code::LIMIT_EXCEEDED,
+            format!("connection limit reached (connections_per_shard_max = {max})"),
+        ),
+    );
+    line.push(b'\n');
+    let stream = RefCell::new(stream);
+    let _ = write_all(&stream, &line)
+        .or(async {
+            glommio::timer::sleep(Duration::from_millis(100)).await;
+            Ok(())
+        })
+        .await;
+    shutdown_now(&stream.borrow());
+}
+
+struct ConnCount(Rc<Shard>);
+impl ConnCount {
+    fn new(shard: Rc<Shard>) -> Self {
+        shard.connections.set(shard.connections.get() + 1);
+        ConnCount(shard)
+    }
+}
+impl Drop for ConnCount {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
+    }
+}
+
+enum Event {
+    Data(usize),
+    Eof,
+    Idle,
+    Stop,
+    Failed(io::Error),
+}
+
+async fn handle(shard: Rc<Shard>, stream: TcpStream) {
+    let _count = ConnCount::new(shard.clone());
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
+    let default_server = shard.config.server.default_server.clone();
+    let mut conn = match Conn::open(&shard, &default_server) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot open a session: {e:#}");
+            return;
+        }
+    };
+    let stream = Rc::new(RefCell::new(stream));
+    let writer = glommio::spawn_local(write_loop(stream.clone(), conn.out().clone()));
+    tracing::debug!(shard = shard.index, ?peer, "connection open");
+    read_loop(&shard, &stream, &mut conn).await;
+    conn.drain(Duration::from_millis(shard.config.server.shutdown_grace_ms))
+        .await;
+    conn.close();
+    writer.await;
+    shutdown_now(&stream.borrow());
+    tracing::debug!(shard = shard.index, ?peer, "connection closed");
+}
+
+async fn read_loop(shard: &Rc<Shard>, stream: &Rc<RefCell<TcpStream>>, conn: &mut Conn) {
+    let limits = &shard.config.limits;
+    let mut lines = LineBuf::new(limits.max_message_bytes);
+    let idle = (limits.idle_timeout_ms > 0).then(|| Duration::from_millis(limits.idle_timeout_ms));
+    loop {
+        // Backpressure: while the client does not read what we send, stop reading what it
+        // sends.
+        conn.out().has_room().await;
+        if conn.out().is_closed() {
+            break;
+        }
+        let out = conn.out().clone();
+        let read = async { read_some(stream).await };
+        let stop = async {
+            shard.shutdown.cancelled().await;
+            Event::Stop
+        };
+        let closed = async {
+            out.closed().await;
+            Event::Stop
+        };
+        let event = match idle {
+            Some(d) => {
+                read.or(stop)
+                    .or(closed)
+                    .or(async {
+                        glommio::timer::sleep(d).await;
+                        Event::Idle
+                    })
+                    .await
+            }
+            None => read.or(stop).or(closed).await,
+        };
+        match event {
+            Event::Data(n) => {
+                let result = SCRATCH.with(|s| {
+                    let s = s.borrow();
+                    lines.feed(&s[..n], |line| conn.on_frame(line))
+                });
+                if let Err(e) = result {
+                    let (code, msg) = too_long_message(e.max);
+                    conn.send_error(code, msg);
+                    break;
+                }
+            }
+            Event::Eof => break,
+            Event::Idle => {
+                if conn.in_flight() == 0 {
+                    tracing::debug!(shard = shard.index, "idle timeout: closing");
+                    break;
+                }
+            }
+            Event::Stop => break,
+            Event::Failed(e) => {
+                tracing::debug!(shard = shard.index, "read failed: {e}");
+                break;
+            }
+        }
+    }
+}
+
+/// Shuts the socket down at once (a plain syscall: nothing to wait for); the descriptor is
+/// closed when the stream drops.
+fn shutdown_now(stream: &TcpStream) {
+    // SAFETY: the descriptor belongs to `stream`, which outlives this call.
+    unsafe {
+        libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR);
+    }
+}
+
+async fn read_some(stream: &RefCell<TcpStream>) -> Event {
+    let r = std::future::poll_fn(|cx| {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let mut st = stream.borrow_mut();
+            Pin::new(&mut *st).poll_read(cx, &mut s[..])
+        })
+    })
+    .await;
+    match r {
+        Ok(0) => Event::Eof,
+        Ok(n) => Event::Data(n),
+        Err(e) => Event::Failed(e),
+    }
+}
+
+async fn write_all(stream: &RefCell<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = std::future::poll_fn(|cx| {
+            let mut st = stream.borrow_mut();
+            Pin::new(&mut *st).poll_write(cx, buf)
+        })
+        .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+async fn write_loop(stream: Rc<RefCell<TcpStream>>, out: Rc<crate::rt::OutQueue>) {
+    let mut buf = Vec::new();
+    loop {
+        let msgs = out.drain().await;
+        if msgs.is_empty() {
+            break;
+        }
+        buf.clear();
+        for m in &msgs {
+            buf.extend_from_slice(m.as_bytes());
+            buf.push(b'\n');
+        }
+        drop(msgs);
+        if let Err(e) = write_all(&stream, &buf).await {
+            tracing::debug!("write failed: {e}");
+            out.close();
+            break;
+        }
+        if buf.capacity() > WRITE_BUF_KEEP_BYTES {
+            buf = Vec::new();
+        }
+    }
+    if out.overflowed() {
+        tracing::warn!("a client stopped reading and its outbound queue filled: connection closed");
+    }
+}
