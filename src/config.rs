@@ -27,6 +27,9 @@ shutdown_grace_ms = 5000
 # Newline-delimited JSON-RPC over TCP. Every shard binds this address with SO_REUSEPORT.
 enabled = true
 listen = "127.0.0.1:7070"
+# More TCP listeners, each serving one named server instead of server.default_server:
+# [tcp.listeners]
+# conformance = "127.0.0.1:7071"
 
 [limits]
 # Largest JSON-RPC message (one line on TCP and stdio). Longer lines get an error and the
@@ -120,8 +123,10 @@ pub struct ServerSection {
 pub struct TcpSection {
     /// Whether the TCP listener runs.
     pub enabled: bool,
-    /// Listen address.
+    /// Listen address (serves `server.default_server`).
     pub listen: SocketAddr,
+    /// Extra listeners: server name -> address.
+    pub listeners: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 /// `[limits]`: every bound of the server; see [`DEFAULT_TOML`] for what each means.
@@ -162,6 +167,7 @@ impl Default for TcpSection {
         TcpSection {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            listeners: Default::default(),
         }
     }
 }
@@ -288,6 +294,26 @@ impl Config {
                     self.server.servers.join(", ")
                 ),
             });
+        }
+        for (server, addr) in &self.tcp.listeners {
+            if !self.server.servers.contains(server) {
+                return Err(ConfigError::Invalid {
+                    key: "tcp.listeners",
+                    reason: format!("{server:?} is not one of server.servers"),
+                });
+            }
+            if *addr == self.tcp.listen
+                || self
+                    .tcp
+                    .listeners
+                    .iter()
+                    .any(|(s, a)| a == addr && s != server)
+            {
+                return Err(ConfigError::Invalid {
+                    key: "tcp.listeners",
+                    reason: format!("{addr} is used by more than one listener"),
+                });
+            }
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.server.log_level.as_str()) {
             return Err(ConfigError::Invalid {

@@ -143,21 +143,26 @@ fn load_config(c: &Common) -> anyhow::Result<Config> {
         let (key, value) = kv
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: expected KEY=VALUE"))?;
-        let (section, name) = key
-            .split_once('.')
-            .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: expected SECTION.KEY=VALUE"))?;
+        let path: Vec<&str> = key.split('.').collect();
+        if path.len() < 2 || path.iter().any(|p| p.is_empty()) {
+            anyhow::bail!("--set {kv:?}: expected SECTION.KEY=VALUE");
+        }
         // A value that is not TOML (a bare word) is taken as a string.
         let parsed: toml::Value = format!("v = {value}")
             .parse::<toml::Table>()
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.to_string()));
-        table
-            .entry(section.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: {section} is not a section"))?
-            .insert(name.to_string(), parsed);
+        let (last, parents) = path.split_last().expect("checked: at least two parts");
+        let mut node = &mut table;
+        for p in parents {
+            node = node
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| anyhow::anyhow!("--set {kv:?}: {p} is not a section"))?;
+        }
+        node.insert(last.to_string(), parsed);
     }
     let mut cfg = Config::from_toml(&table.to_string())?;
     if let Some(level) = &c.log_level {
@@ -172,8 +177,15 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+    // A panicking handler is caught and answered with -32603; log it as one line rather
+    // than the default multi-line report.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        tracing::error!(thread = thread.name().unwrap_or("?"), "panic: {info}");
+    }));
 }
 
 fn factories(cfg: &Config) -> anyhow::Result<Vec<(String, ServerFactory)>> {
@@ -199,7 +211,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     let main: ShardMain = Arc::new(move |shard| {
         let ready = ready.clone();
         Box::pin(async move {
-            let listener = if tcp_enabled {
+            let listeners = if tcp_enabled {
                 Some(tcp::bind(&shard)?)
             } else {
                 None
@@ -211,8 +223,8 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
                     env!("CARGO_PKG_VERSION")
                 );
             }
-            match listener {
-                Some(l) => tcp::serve(shard, l).await,
+            match listeners {
+                Some(l) => tcp::serve_all(shard, l).await,
                 None => {
                     shard.shutdown.cancelled().await;
                     Ok(())

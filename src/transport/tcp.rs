@@ -30,15 +30,49 @@ thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_CHUNK_BYTES].into_boxed_slice());
 }
 
-/// Binds the listener on this shard. Called before the accept loop so that a bind error
-/// stops start-up.
-pub fn bind(shard: &Shard) -> anyhow::Result<TcpListener> {
-    let addr = shard.config.tcp.listen;
-    TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} (tcp): {e}"))
+/// Binds every configured TCP listener on this shard: the main one (serving
+/// `server.default_server`) and `tcp.listeners`. Called before the accept loops so that a
+/// bind error stops start-up.
+pub fn bind(shard: &Shard) -> anyhow::Result<Vec<(TcpListener, String)>> {
+    let tcp = &shard.config.tcp;
+    let main = (tcp.listen, shard.config.server.default_server.clone());
+    let extra = tcp.listeners.iter().map(|(s, a)| (*a, s.clone()));
+    std::iter::once(main)
+        .chain(extra)
+        .map(|(addr, server)| {
+            TcpListener::bind(addr)
+                .map(|l| (l, server))
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (tcp): {e}"))
+        })
+        .collect()
 }
 
-/// Accepts connections until shutdown, then waits for them to drain.
-pub async fn serve(shard: Rc<Shard>, listener: TcpListener) -> anyhow::Result<()> {
+/// Runs the accept loops of every listener until shutdown, then waits for the
+/// connections to drain.
+pub async fn serve_all(
+    shard: Rc<Shard>,
+    listeners: Vec<(TcpListener, String)>,
+) -> anyhow::Result<()> {
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|(l, server)| glommio::spawn_local(accept_loop(shard.clone(), l, server)))
+        .collect();
+    for l in loops {
+        l.await;
+    }
+    // Connections drain on their own (they watch the same shutdown token); wait for them a
+    // little longer than their grace period.
+    let grace =
+        Duration::from_millis(shard.config.server.shutdown_grace_ms) + Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + grace;
+    while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+/// Accepts connections for `server` until shutdown.
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, server: String) {
     let max = shard.config.limits.connections_per_shard_max;
     loop {
         let accepted = async { Some(listener.accept().await) }
@@ -61,18 +95,8 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) -> anyhow::Result<()
             glommio::spawn_local(refuse(stream, max)).detach();
             continue;
         }
-        glommio::spawn_local(handle(shard.clone(), stream)).detach();
+        glommio::spawn_local(handle(shard.clone(), stream, server.clone())).detach();
     }
-    drop(listener);
-    // Connections drain on their own (they watch the same shutdown token); wait for them a
-    // little longer than their grace period.
-    let grace =
-        Duration::from_millis(shard.config.server.shutdown_grace_ms) + Duration::from_secs(1);
-    let deadline = std::time::Instant::now() + grace;
-    while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
 }
 
 async fn refuse(stream: TcpStream, max: usize) {
@@ -115,12 +139,11 @@ enum Event {
     Failed(io::Error),
 }
 
-async fn handle(shard: Rc<Shard>, stream: TcpStream) {
+async fn handle(shard: Rc<Shard>, stream: TcpStream, server: String) {
     let _count = ConnCount::new(shard.clone());
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
-    let default_server = shard.config.server.default_server.clone();
-    let mut conn = match Conn::open(&shard, &default_server) {
+    let mut conn = match Conn::open(&shard, &server) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("cannot open a session: {e:#}");
