@@ -22,6 +22,12 @@ log_level = "info"
 # On SIGINT/SIGTERM: stop accepting, let in-flight requests finish for up to this long,
 # then close every connection.
 shutdown_grace_ms = 5000
+# Concurrent connections this host is expected to hold. `ringmcp serve` checks at start that
+# the host can (RLIMIT_NOFILE, fs.nr_open, fs.file-max, io_uring, locked memory, and that
+# limits.connections_per_shard_max x shards reaches it) and refuses to start when it cannot
+# (`serve --allow-unready-host` turns that into a warning). `ringmcp check-host` prints every
+# check with its fix. 0 checks only what any start needs (kernel, io_uring, locked memory).
+connections_target = 10000
 
 [tcp]
 # Newline-delimited JSON-RPC over TCP. Every shard binds this address with SO_REUSEPORT.
@@ -115,6 +121,8 @@ pub struct ServerSection {
     pub log_level: String,
     /// Shutdown grace period.
     pub shutdown_grace_ms: u64,
+    /// Concurrent connections the host must be able to hold (checked at start).
+    pub connections_target: usize,
 }
 
 /// `[tcp]`
@@ -158,6 +166,7 @@ impl Default for ServerSection {
             default_server: "demo".into(),
             log_level: "info".into(),
             shutdown_grace_ms: 5000,
+            connections_target: 10_000,
         }
     }
 }

@@ -8,15 +8,19 @@
 //! - [`server`]: the Rust API to define MCP servers; [`builtin`] holds the `demo` and
 //!   `conformance` servers.
 //! - [`config`]: the TOML configuration and its limits.
+//! - [`hostcheck`]: whether the host can hold the configured connections (`check-host`).
+//! - [`systemd`]: readiness, status and watchdog notifications to systemd.
 
 #![warn(missing_docs)]
 
 pub mod builtin;
 pub mod config;
+pub mod hostcheck;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod rt;
 pub mod runtime;
 pub mod schema;
 pub mod server;
+pub mod systemd;
 pub mod transport;

@@ -1,10 +1,12 @@
-//! The `ringmcp` binary: `serve`, `stdio` and `config`.
+//! The `ringmcp` binary: `serve`, `stdio`, `config` and `check-host`.
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use ringmcp::config::{Config, DEFAULT_TOML};
+use ringmcp::hostcheck;
 use ringmcp::runtime::{run_shards, ShardMain, StopFlag};
 use ringmcp::server::ServerFactory;
+use ringmcp::systemd::ServiceManager;
 use ringmcp::transport::{stdio, tcp};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +34,9 @@ enum Command {
     Stdio(StdioArgs),
     /// Print or check configuration.
     Config(ConfigArgs),
+    /// Check that this host can hold the configured connections; print each check with its
+    /// fix. Exits 0 only when the host is ready.
+    CheckHost(CheckHostArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +63,25 @@ struct ServeArgs {
     /// TCP listen address (overrides tcp.listen).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Start even when the host cannot hold server.connections_target connections (the
+    /// failed checks are logged as warnings).
+    #[arg(long)]
+    allow_unready_host: bool,
+}
+
+#[derive(Args)]
+struct CheckHostArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Connections to check for (overrides server.connections_target).
+    #[arg(long)]
+    connections: Option<u64>,
+    /// Number of shards (0 = every allowed core; overrides server.shards).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Also fail on settings worth tuning, not only on what blocks the connection count.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -115,7 +139,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             cfg.validate()?;
             init_logging(&cfg.server.log_level);
+            hostcheck::check_at_start(&cfg, args.allow_unready_host)?;
             serve(cfg)
+        }
+        Command::CheckHost(args) => {
+            let cfg = load_config(&args.common)?;
+            let demand = hostcheck::Demand::from_config(&cfg, args.connections, args.shards);
+            let report = hostcheck::check(&demand);
+            print!("{}", report.render());
+            let tune = report.tunables().count();
+            if !report.is_ready() {
+                anyhow::bail!("{}", report.summary());
+            }
+            if args.strict && tune > 0 {
+                anyhow::bail!("{tune} setting(s) to tune (--strict)");
+            }
+            Ok(())
         }
         Command::Stdio(args) => {
             let mut cfg = load_config(&args.common)?;
@@ -205,23 +244,33 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     let cfg = Arc::new(cfg);
     let stop = StopFlag::default();
     stop.on_signals()?;
+    let systemd = ServiceManager::from_env(shards);
+    systemd.spawn_supervisor(stop.clone())?;
     let ready = Arc::new(AtomicUsize::new(0));
     let tcp_enabled = cfg.tcp.enabled;
     let listen = cfg.tcp.listen;
+    let shard_systemd = systemd.clone();
     let main: ShardMain = Arc::new(move |shard| {
         let ready = ready.clone();
+        let systemd = shard_systemd.clone();
         Box::pin(async move {
             let listeners = if tcp_enabled {
                 Some(tcp::bind(&shard)?)
             } else {
                 None
             };
+            systemd.start_heartbeat(shard.index);
             if ready.fetch_add(1, Ordering::AcqRel) + 1 == shard.count {
                 tracing::info!(
                     shards = shard.count,
                     "ringmcp {} listening on {listen} (tcp)",
                     env!("CARGO_PKG_VERSION")
                 );
+                // Readiness: every shard has bound its listeners.
+                systemd.ready(&format!(
+                    "listening on {listen} (tcp), {} shards",
+                    shard.count
+                ));
             }
             match listeners {
                 Some(l) => tcp::serve_all(shard, l).await,
@@ -232,7 +281,9 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             }
         })
     });
-    run_shards(cfg.clone(), shards, factories(&cfg)?, stop, main)?;
+    let result = run_shards(cfg.clone(), shards, factories(&cfg)?, stop, main);
+    systemd.stopping();
+    result?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -25,8 +25,9 @@ use std::time::Duration;
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 
 /// Registered io_uring memory per executor. ringmcp does no DMA file I/O, so it keeps this
-/// small: RLIMIT_MEMLOCK is 8 MiB on many hosts.
-const IO_MEMORY_BYTES: usize = 512 << 10;
+/// small: RLIMIT_MEMLOCK is 8 MiB on many hosts (glommio registers it in each of its three
+/// rings; see `hostcheck`).
+pub const IO_MEMORY_BYTES: usize = 512 << 10;
 
 /// Everything a shard owns.
 pub struct Shard {
@@ -136,6 +137,12 @@ impl ConnHost {
 
 impl Host for ConnHost {
     fn sleep(&self, d: Duration) -> BoxedLocal<()> {
+        // glommio's zero-length timer is ready at once; a handler sleeping zero in a loop
+        // would then never let the shard's other tasks (its own connection's writer
+        // included) run. Yield instead.
+        if d.is_zero() {
+            return Box::pin(futures_lite::future::yield_now());
+        }
         Box::pin(glommio::timer::sleep(d))
     }
 

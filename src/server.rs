@@ -270,6 +270,10 @@ impl Content {
                 json!({"type": "image", "data": data, "mimeType": mime_type})
             }
             Content::Audio { data, mime_type } => {
+                if !rev.has_annotations_and_audio() {
+                    // 2024-11-05 has no audio content; say what was left out.
+                    return json!({"type": "text", "text": format!("[audio content ({mime_type}) omitted: needs protocol revision 2025-03-26 or later]")});
+                }
                 json!({"type": "audio", "data": data, "mimeType": mime_type})
             }
             Content::Resource(r) => json!({"type": "resource", "resource": r.to_json()}),
@@ -950,6 +954,15 @@ impl Ctx {
             "roots/list" => Some("roots"),
             _ => None,
         };
+        if method == "elicitation/create" && !self.core.revision().has_elicitation() {
+            return Err(ErrorObject::new(
+                jsonrpc::code::CLIENT_REQUEST_FAILED,
+                format!(
+                    "elicitation needs protocol revision 2025-06-18 or later (negotiated {})",
+                    self.core.revision().as_str()
+                ),
+            ));
+        }
         if let Some(cap) = capability {
             if self.core.client_capabilities.borrow().get(cap).is_none() {
                 return Err(ErrorObject::new(

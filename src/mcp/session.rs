@@ -269,8 +269,12 @@ impl Session {
                         None
                     };
                     match run.or(cancelled).await {
-                        // Cancelled: the client asked us not to answer.
+                        // Cancelled: the client asked us not to answer. `or` polls the
+                        // handler first, so a handler that wakes in the same turn as the
+                        // cancellation can still finish (long_task returns "cancelled after
+                        // N steps"); its answer is dropped as well.
                         None => None,
+                        Some(_) if token.is_cancelled() => None,
                         Some(Ok(Ok(v))) => Some(jsonrpc::encode_result(&id, &v)),
                         Some(Ok(Err(e))) => Some(jsonrpc::encode_error(Some(&id), &e)),
                         Some(Err(panic)) => {

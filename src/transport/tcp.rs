@@ -168,9 +168,28 @@ async fn read_loop(shard: &Rc<Shard>, stream: &Rc<RefCell<TcpStream>>, conn: &mu
     let idle = (limits.idle_timeout_ms > 0).then(|| Duration::from_millis(limits.idle_timeout_ms));
     loop {
         // Backpressure: while the client does not read what we send, stop reading what it
-        // sends.
-        conn.out().has_room().await;
-        if conn.out().is_closed() {
+        // sends. The wait still ends on shutdown, and on the idle timeout: a client that
+        // reads nothing for that long is gone.
+        let room = async {
+            conn.out().has_room().await;
+            true
+        };
+        let stopped = async {
+            shard.shutdown.cancelled().await;
+            false
+        };
+        let has_room = match idle {
+            Some(d) => {
+                room.or(stopped)
+                    .or(async {
+                        glommio::timer::sleep(d).await;
+                        false
+                    })
+                    .await
+            }
+            None => room.or(stopped).await,
+        };
+        if !has_room || conn.out().is_closed() {
             break;
         }
         let out = conn.out().clone();

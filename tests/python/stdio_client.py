@@ -20,7 +20,7 @@ from mcp import ClientSession, McpError, StdioServerParameters
 from mcp.client.stdio import PROCESS_TERMINATION_TIMEOUT, stdio_client
 from pydantic import AnyUrl
 
-TIME_LIMIT_S = 60
+TIME_LIMIT_S = int(os.environ.get("RINGMCP_PY_TIME_LIMIT", "60"))
 
 README = (
     "ringmcp demo server: tools echo, add, sleep_ms, long_task, increment_counter; "
@@ -60,6 +60,13 @@ class WarningRecorder(logging.Handler):
 
 
 checks = 0
+step = "starting"
+
+
+def at(name: str) -> None:
+    """Names the step in progress, for the message when the run times out."""
+    global step
+    step = name
 
 
 def check(cond: bool, what: str, got: object = None) -> None:
@@ -133,6 +140,7 @@ async def run(binary: str) -> None:
             message_handler=on_message,
         ) as session:
             # --- initialize -------------------------------------------------------------
+            at("initialize")
             init = await session.initialize()
             eq(init.protocolVersion, types.LATEST_PROTOCOL_VERSION, "negotiated protocol version")
             eq(init.serverInfo.name, "demo", "serverInfo.name")
@@ -152,6 +160,7 @@ async def run(binary: str) -> None:
             await session.send_ping()
 
             # --- tools ------------------------------------------------------------------
+            at("tools")
             tools = {t.name: t for t in (await session.list_tools()).tools}
             eq(set(tools), DEMO_TOOLS, "tools/list names")
             eq(tools["echo"].inputSchema["required"], ["text"], "echo inputSchema.required")
@@ -211,6 +220,7 @@ async def run(binary: str) -> None:
                 pass
 
             # --- resources --------------------------------------------------------------
+            at("resources")
             resources = {str(r.uri): r for r in (await session.list_resources()).resources}
             eq(set(resources), {"demo://counter", "demo://readme", "demo://logo"}, "resources/list uris")
             eq((resources["demo://counter"].name, resources["demo://counter"].mimeType), ("counter", "text/plain"),
@@ -245,6 +255,7 @@ async def run(binary: str) -> None:
                [("demo://items/{id}", "item", "application/json")], "resources/templates/list")
 
             # --- prompts ----------------------------------------------------------------
+            at("prompts")
             prompts = {p.name: p for p in (await session.list_prompts()).prompts}
             eq(set(prompts), {"greet", "summarize"}, "prompts/list names")
             eq([(a.name, bool(a.required)) for a in prompts["greet"].arguments],
@@ -266,6 +277,7 @@ async def run(binary: str) -> None:
                 raise AssertionError("greet without its required name argument succeeded")
 
             # --- completion -------------------------------------------------------------
+            at("completion")
             c = await session.complete(types.PromptReference(type="ref/prompt", name="greet"),
                                        {"name": "style", "value": "f"})
             eq(c.completion.values, ["formal"], "complete greet.style 'f'")
@@ -277,6 +289,7 @@ async def run(binary: str) -> None:
             eq(c.completion.values, ["epsilon"], "complete demo://items/{id} id 'e'")
 
             # --- logging ----------------------------------------------------------------
+            at("logging")
             await session.set_logging_level("warning")
             eq(only_text(await session.call_tool("log", {"level": "info", "message": "filtered out"}), "log"),
                "logged", "log (info) text")
@@ -290,6 +303,7 @@ async def run(binary: str) -> None:
                "log messages after set_logging_level('debug')")
 
             # --- sampling and other server-to-client requests ---------------------------
+            at("sampling and other server-to-client requests")
             r = await session.call_tool("sample", {"prompt": "What is six times seven?", "max_tokens": 17})
             eq(only_text(r, "sample"), f"the model said: {SAMPLED_TEXT}", "sample text")
             eq(len(sampling_requests), 1, "sampling callback calls")
@@ -307,6 +321,7 @@ async def run(binary: str) -> None:
             eq([root["name"] for root in r.structuredContent["roots"]], ["one", "two"], "list_roots roots")
 
             # --- list_changed -----------------------------------------------------------
+            at("list_changed")
             eq(only_text(await session.call_tool("toggle_extra_tool", {}), "toggle"), "extra_echo enabled", "toggle")
             check("notifications/tools/list_changed" in notifications, "tools/list_changed notification",
                   notifications)
@@ -314,9 +329,9 @@ async def run(binary: str) -> None:
                "tools/list after enabling extra_echo")
             eq(only_text(await session.call_tool("extra_echo", {"text": "x"}), "extra_echo"), "x", "extra_echo")
 
-            # A request still in flight when the client goes away must not hang the shutdown.
             eq(stream_errors, [], "messages the SDK could not parse")
 
+            at("shutdown: closing stdin and waiting for the server to exit")
         closing = time.monotonic()
     # stdio_client closes the server's stdin, waits up to PROCESS_TERMINATION_TIMEOUT for it to
     # exit, then kills it: a quicker return means the server exited on its own when stdin closed.
@@ -329,8 +344,11 @@ async def main() -> None:
     binary = os.environ.get("RINGMCP_BIN")
     if not binary:
         sys.exit("RINGMCP_BIN must name the ringmcp binary")
-    with anyio.fail_after(TIME_LIMIT_S):
-        await run(binary)
+    try:
+        with anyio.fail_after(TIME_LIMIT_S):
+            await run(binary)
+    except TimeoutError:
+        sys.exit(f"timed out after {TIME_LIMIT_S}s during step: {step}")
 
 
 if __name__ == "__main__":
