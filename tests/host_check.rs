@@ -2,8 +2,11 @@
 //! report must show the process's real RLIMIT_NOFILE, and a connection count the limit cannot
 //! hold must fail (check-host exits non-zero, serve refuses to start) with the fix named.
 
+mod common;
+
+use common::wait_timeout;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringmcp");
@@ -49,21 +52,6 @@ fn line_of<'a>(report: &'a str, name: &str) -> &'a str {
         .lines()
         .find(|l| l.split_whitespace().nth(1) == Some(name))
         .unwrap_or_else(|| panic!("no {name} line in:\n{report}"))
-}
-
-fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for ringmcp") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ringmcp did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -2,27 +2,15 @@
 //! it sends READY=1 once it listens, WATCHDOG=1 while its shards run, and STOPPING=1 on
 //! SIGTERM, then exits 0. The test plays systemd's part with a unix datagram socket.
 
+mod common;
+
+use common::wait_timeout;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringmcp");
-
-fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for ringmcp") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ringmcp did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn recv(sock: &UnixDatagram, until: Instant) -> Option<String> {
     let left = until.saturating_duration_since(Instant::now());

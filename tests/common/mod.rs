@@ -557,3 +557,19 @@ pub fn names(items: &Value, key: &str) -> Vec<String> {
         .map(|t| t[key].as_str().expect("name").to_string())
         .collect()
 }
+
+/// Waits for a child process to exit; kills it and fails the test after `limit`.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for ringmcp") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ringmcp did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
