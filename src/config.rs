@@ -69,6 +69,37 @@ client_request_timeout_ms = 60000
 page_size = 100
 # Capacity (messages) of each channel of the cross-shard mesh.
 mesh_channel_capacity = 1024
+# Messages waiting for room in the mesh channel to one shard; past it they are dropped
+# (and logged).
+mesh_pending_messages_max = 65536
+
+[http]
+# Streamable HTTP (and the legacy HTTP+SSE transport) on every shard, SO_REUSEPORT.
+# Endpoints: /mcp (default server), /mcp/{server}; legacy: /mcp/{server}/sse + /messages.
+enabled = true
+listen = "127.0.0.1:8080"
+# Request head and body bounds: a larger head gets 431, a larger body 413.
+max_head_bytes = 16384
+max_body_bytes = 4194304
+# A request head that has not fully arrived this long after its first byte gets 408.
+header_read_timeout_ms = 10000
+# Comment lines sent on an SSE stream with nothing else to say.
+sse_keepalive_ms = 15000
+# The `retry` (ms) announced to 2025-11-25 clients in an SSE stream's priming event.
+sse_retry_ms = 1000
+# Events each SSE stream keeps for clients that resume with Last-Event-ID.
+sse_replay_events_max = 256
+# Response streams a session keeps (running ones and the latest finished ones).
+streams_per_session_max = 64
+# Events queued for one HTTP response that its client has not read yet; past it the
+# response is closed.
+exchange_events_max = 4096
+# An HTTP session with no request and no open standalone stream for this long is ended.
+session_idle_timeout_ms = 1800000
+# DNS-rebinding protection. Empty lists: when listening on loopback only loopback Host
+# and Origin names pass (anything else gets 403); otherwise list the names clients use.
+allowed_hosts = []
+allowed_origins = []
 "#;
 
 /// Why a configuration was refused.
@@ -105,6 +136,48 @@ pub struct Config {
     pub tcp: TcpSection,
     /// `[limits]`
     pub limits: Limits,
+    /// `[http]`
+    pub http: HttpSection,
+}
+
+/// `[http]`: see [`DEFAULT_TOML`] for what each key means.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[allow(missing_docs)]
+pub struct HttpSection {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    pub max_head_bytes: usize,
+    pub max_body_bytes: usize,
+    pub header_read_timeout_ms: u64,
+    pub sse_keepalive_ms: u64,
+    pub sse_retry_ms: u64,
+    pub sse_replay_events_max: usize,
+    pub streams_per_session_max: usize,
+    pub exchange_events_max: usize,
+    pub session_idle_timeout_ms: u64,
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_head_bytes: 16 << 10,
+            max_body_bytes: 4 << 20,
+            header_read_timeout_ms: 10_000,
+            sse_keepalive_ms: 15_000,
+            sse_retry_ms: 1000,
+            sse_replay_events_max: 256,
+            streams_per_session_max: 64,
+            exchange_events_max: 4096,
+            session_idle_timeout_ms: 1_800_000,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
 }
 
 /// `[server]`
@@ -156,6 +229,7 @@ pub struct Limits {
     pub client_request_timeout_ms: u64,
     pub page_size: usize,
     pub mesh_channel_capacity: usize,
+    pub mesh_pending_messages_max: usize,
 }
 
 impl Default for ServerSection {
@@ -198,6 +272,7 @@ impl Default for Limits {
             client_request_timeout_ms: 60_000,
             page_size: 100,
             mesh_channel_capacity: 1024,
+            mesh_pending_messages_max: 65_536,
         }
     }
 }
@@ -255,6 +330,35 @@ impl Config {
         positive("limits.batch_messages_max", l.batch_messages_max)?;
         positive("limits.page_size", l.page_size)?;
         positive("limits.mesh_channel_capacity", l.mesh_channel_capacity)?;
+        positive(
+            "limits.mesh_pending_messages_max",
+            l.mesh_pending_messages_max,
+        )?;
+        let h = &self.http;
+        positive("http.max_head_bytes", h.max_head_bytes)?;
+        positive("http.max_body_bytes", h.max_body_bytes)?;
+        positive("http.sse_replay_events_max", h.sse_replay_events_max)?;
+        positive("http.streams_per_session_max", h.streams_per_session_max)?;
+        positive("http.exchange_events_max", h.exchange_events_max)?;
+        if h.header_read_timeout_ms == 0
+            || h.sse_keepalive_ms == 0
+            || h.session_idle_timeout_ms == 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "http",
+                reason: "header_read_timeout_ms, sse_keepalive_ms and session_idle_timeout_ms must be at least 1".into(),
+            });
+        }
+        if h.enabled
+            && self.tcp.enabled
+            && h.listen.port() != 0
+            && (h.listen == self.tcp.listen || self.tcp.listeners.values().any(|a| *a == h.listen))
+        {
+            return Err(ConfigError::Invalid {
+                key: "http.listen",
+                reason: format!("{} is also a TCP listener", h.listen),
+            });
+        }
         positive("limits.topics_per_shard_max", l.topics_per_shard_max)?;
         if l.max_message_bytes > 1 << 30 {
             return Err(ConfigError::Invalid {

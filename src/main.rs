@@ -7,7 +7,7 @@ use ringmcp::hostcheck;
 use ringmcp::runtime::{run_shards, ShardMain, StopFlag};
 use ringmcp::server::ServerFactory;
 use ringmcp::systemd::ServiceManager;
-use ringmcp::transport::{stdio, tcp};
+use ringmcp::transport::{http, stdio, tcp};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -63,6 +63,9 @@ struct ServeArgs {
     /// TCP listen address (overrides tcp.listen).
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// HTTP listen address (overrides http.listen).
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
     /// Start even when the host cannot hold server.connections_target connections (the
     /// failed checks are logged as warnings).
     #[arg(long)]
@@ -136,6 +139,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(l) = args.listen {
                 cfg.tcp.listen = l;
+            }
+            if let Some(l) = args.http_listen {
+                cfg.http.listen = l;
             }
             cfg.validate()?;
             init_logging(&cfg.server.log_level);
@@ -248,14 +254,29 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     systemd.spawn_supervisor(stop.clone())?;
     let ready = Arc::new(AtomicUsize::new(0));
     let tcp_enabled = cfg.tcp.enabled;
-    let listen = cfg.tcp.listen;
+    let http_enabled = cfg.http.enabled;
+    let mut endpoints = Vec::new();
+    if tcp_enabled {
+        endpoints.push(format!("{} (tcp)", cfg.tcp.listen));
+        endpoints.extend(cfg.tcp.listeners.values().map(|a| format!("{a} (tcp)")));
+    }
+    if http_enabled {
+        endpoints.push(format!("http://{}/mcp (http)", cfg.http.listen));
+    }
+    let endpoints = endpoints.join(", ");
     let shard_systemd = systemd.clone();
     let main: ShardMain = Arc::new(move |shard| {
         let ready = ready.clone();
         let systemd = shard_systemd.clone();
+        let endpoints = endpoints.clone();
         Box::pin(async move {
-            let listeners = if tcp_enabled {
+            let tcp_listeners = if tcp_enabled {
                 Some(tcp::bind(&shard)?)
+            } else {
+                None
+            };
+            let http_listener = if http_enabled {
+                Some(http::conn::bind(&shard)?)
             } else {
                 None
             };
@@ -263,22 +284,25 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             if ready.fetch_add(1, Ordering::AcqRel) + 1 == shard.count {
                 tracing::info!(
                     shards = shard.count,
-                    "ringmcp {} listening on {listen} (tcp)",
+                    "ringmcp {} listening on {endpoints}",
                     env!("CARGO_PKG_VERSION")
                 );
                 // Readiness: every shard has bound its listeners.
-                systemd.ready(&format!(
-                    "listening on {listen} (tcp), {} shards",
-                    shard.count
-                ));
+                systemd.ready(&format!("listening on {endpoints}, {} shards", shard.count));
             }
-            match listeners {
-                Some(l) => tcp::serve_all(shard, l).await,
+            let http_task =
+                http_listener.map(|l| glommio::spawn_local(http::conn::serve(shard.clone(), l)));
+            let result = match tcp_listeners {
+                Some(l) => tcp::serve_all(shard.clone(), l).await,
                 None => {
                     shard.shutdown.cancelled().await;
                     Ok(())
                 }
+            };
+            if let Some(t) = http_task {
+                t.await;
             }
+            result
         })
     });
     let result = run_shards(cfg.clone(), shards, factories(&cfg)?, stop, main);

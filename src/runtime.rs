@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::jsonrpc;
-use crate::rt::{CancelToken, Host, OutMsg, OutQueue, Outbound};
+use crate::rt::{CancelToken, Host, OutMsg, Outbound};
 use crate::server::{CoreLimits, McpServer, ServerFactory};
 use anyhow::Context as _;
 use futures_lite::future::BoxedLocal;
@@ -29,6 +29,22 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 /// rings; see `hostcheck`).
 pub const IO_MEMORY_BYTES: usize = 512 << 10;
 
+/// What travels between shards.
+#[derive(Debug, Clone)]
+pub enum MeshMsg {
+    /// Registry traffic: resource updates, list changes, messages for a session.
+    Shard(ShardMsg),
+    /// HTTP traffic: forwarded requests and their answers.
+    Http(crate::transport::http::HttpMsg),
+}
+
+/// The ordered queue of messages for one peer while its channel is full.
+#[derive(Default)]
+struct MeshQueue {
+    queue: std::collections::VecDeque<MeshMsg>,
+    pumping: bool,
+}
+
 /// Everything a shard owns.
 pub struct Shard {
     /// This shard's index (its mesh peer id).
@@ -41,9 +57,13 @@ pub struct Shard {
     pub servers: HashMap<String, Rc<McpServer>>,
     /// The registry partition: sessions whose id routes here, their bindings and
     /// subscriptions; each session's sink is its connection's outbound queue.
-    pub partition: RefCell<Partition<Rc<OutQueue>>>,
+    pub partition: RefCell<Partition<Rc<dyn Outbound>>>,
     /// The mesh to the other shards (`None` with one shard).
-    pub mesh: Option<Mesh<ShardMsg>>,
+    pub mesh: Option<Mesh<MeshMsg>>,
+    /// Messages waiting for room in the mesh channel to each shard, in order.
+    mesh_pending: Vec<RefCell<MeshQueue>>,
+    /// HTTP sessions this shard owns and exchanges waiting for other shards.
+    pub http: crate::transport::http::HttpShared,
     /// Fires when the process is asked to stop.
     pub shutdown: CancelToken,
     /// Open connections.
@@ -86,13 +106,15 @@ impl Shard {
     }
 
     /// Handles a message from another shard.
-    fn on_mesh(&self, from: usize, msg: ShardMsg) {
+    fn on_mesh(self: &Rc<Self>, from: usize, msg: MeshMsg) {
         match msg {
-            ShardMsg::Publish { topic, bytes } => self.fan_out_topic(&topic, bytes.into()),
-            ShardMsg::ServerBroadcast { server, bytes } => {
+            MeshMsg::Shard(ShardMsg::Publish { topic, bytes }) => {
+                self.fan_out_topic(&topic, bytes.into())
+            }
+            MeshMsg::Shard(ShardMsg::ServerBroadcast { server, bytes }) => {
                 self.fan_out_server(&server, bytes.into())
             }
-            ShardMsg::Deliver { session, bytes } => {
+            MeshMsg::Shard(ShardMsg::Deliver { session, bytes }) => {
                 debug_assert_eq!(
                     ringmcp_shards::shard_for(session.as_bytes(), self.count),
                     self.index
@@ -103,34 +125,79 @@ impl Shard {
                     tracing::debug!(from, %session, "message for an unknown session dropped");
                 }
             }
+            MeshMsg::Http(m) => crate::transport::http::on_mesh(self, m),
         }
     }
 
-    /// Sends `msg` to every other shard, in a task of its own: the mesh applies
-    /// backpressure (a full channel waits), and the caller must not wait for it.
-    fn broadcast(self: &Rc<Self>, msg: ShardMsg) {
-        if self.count < 2 {
+    /// Sends `msg` to shard `to` over the mesh, keeping the order of everything sent to
+    /// that shard. When its channel is full the message waits in a per-peer queue bounded
+    /// by `limits.mesh_pending_messages_max` and a task feeds the channel as it drains (the
+    /// channel's backpressure); past the bound the message is dropped and logged.
+    pub fn mesh_send(self: &Rc<Self>, to: usize, msg: MeshMsg) {
+        let Some(mesh) = &self.mesh else {
             return;
-        }
-        let me = self.clone();
-        glommio::spawn_local(async move {
-            if let Some(mesh) = &me.mesh {
-                mesh.broadcast(msg).await;
+        };
+        debug_assert_ne!(to, self.index, "a local call never goes through the mesh");
+        let mut q = self.mesh_pending[to].borrow_mut();
+        if !q.pumping && q.queue.is_empty() {
+            match mesh.try_send_to(to, msg) {
+                Ok(()) => return,
+                Err(e) if e.is_full() => {
+                    q.queue.push_back(e.into_inner());
+                }
+                Err(_) => {
+                    tracing::debug!(to, "mesh channel closed: message dropped");
+                    return;
+                }
             }
-        })
-        .detach();
+        } else if q.queue.len() >= self.config.limits.mesh_pending_messages_max {
+            tracing::error!(
+                to,
+                "mesh queue full (limits.mesh_pending_messages_max): message dropped"
+            );
+            return;
+        } else {
+            q.queue.push_back(msg);
+        }
+        if !q.pumping {
+            q.pumping = true;
+            let me = self.clone();
+            glommio::spawn_local(async move {
+                loop {
+                    let next = me.mesh_pending[to].borrow_mut().queue.pop_front();
+                    let Some(msg) = next else { break };
+                    let Some(mesh) = &me.mesh else { break };
+                    if mesh.send_to(to, msg).await.is_err() {
+                        break;
+                    }
+                }
+                let mut q = me.mesh_pending[to].borrow_mut();
+                q.pumping = false;
+                q.queue.clear();
+            })
+            .detach();
+        }
+    }
+
+    /// Sends `msg` to every other shard.
+    fn broadcast(self: &Rc<Self>, msg: ShardMsg) {
+        for to in 0..self.count {
+            if to != self.index {
+                self.mesh_send(to, MeshMsg::Shard(msg.clone()));
+            }
+        }
     }
 }
 
 /// The [`Host`] of one connection: its shard and its outbound queue.
 pub struct ConnHost {
     shard: Rc<Shard>,
-    out: Rc<OutQueue>,
+    out: Rc<dyn Outbound>,
 }
 
 impl ConnHost {
     /// A host for a connection whose messages go to `out`.
-    pub fn new(shard: Rc<Shard>, out: Rc<OutQueue>) -> Rc<Self> {
+    pub fn new(shard: Rc<Shard>, out: Rc<dyn Outbound>) -> Rc<Self> {
         Rc::new(ConnHost { shard, out })
     }
 }
@@ -256,7 +323,7 @@ pub fn run_shards(
     main: ShardMain,
 ) -> anyhow::Result<()> {
     let cpus = allowed_cpus();
-    let builder = mesh_builder::<ShardMsg>(shards, config.limits.mesh_channel_capacity);
+    let builder = mesh_builder::<MeshMsg>(shards, config.limits.mesh_channel_capacity);
     let failed = Arc::new(AtomicUsize::new(0));
     let mut handles = Vec::with_capacity(shards);
     for i in 0..shards {
@@ -308,7 +375,7 @@ async fn shard_main(
     factories: Vec<(String, ServerFactory)>,
     stop: StopFlag,
     builder: glommio::channels::channel_mesh::MeshBuilder<
-        ShardMsg,
+        MeshMsg,
         glommio::channels::channel_mesh::Full,
     >,
     main: ShardMain,
@@ -346,6 +413,10 @@ async fn shard_main(
         servers,
         partition: RefCell::new(partition),
         mesh,
+        mesh_pending: (0..shards)
+            .map(|_| RefCell::new(MeshQueue::default()))
+            .collect(),
+        http: Default::default(),
         shutdown: CancelToken::new(),
         connections: Cell::new(0),
     });

@@ -851,17 +851,39 @@ impl SessionCore {
 #[derive(Clone)]
 pub struct Ctx {
     core: Rc<SessionCore>,
+    out: Rc<dyn Outbound>,
     progress_token: Option<Value>,
     cancel: CancelToken,
 }
 
 impl Ctx {
-    /// A context for one request.
+    /// A context for one request whose notifications and server-to-client requests go to
+    /// the session's outbound.
     pub fn new(core: Rc<SessionCore>, progress_token: Option<Value>, cancel: CancelToken) -> Self {
         Ctx {
+            out: core.out.clone(),
             core,
             progress_token,
             cancel,
+        }
+    }
+
+    /// Sends the request's own messages (progress, logs, server-to-client requests) to
+    /// `out` instead: on Streamable HTTP, the stream of the POST that carried the request.
+    pub fn with_out(mut self, out: Rc<dyn Outbound>) -> Self {
+        self.out = out;
+        self
+    }
+
+    /// The session core.
+    pub fn core(&self) -> &Rc<SessionCore> {
+        &self.core
+    }
+
+    fn notify(&self, method: &str, params: &Value) {
+        let bytes = jsonrpc::encode_notification(method, params);
+        if let Err(e) = self.out.send(OutMsg::Owned(bytes)) {
+            tracing::debug!(session = %self.core.id, method, "notification not sent: {e}");
         }
     }
 
@@ -899,8 +921,7 @@ impl Ctx {
         if let Some(m) = message {
             p.insert("message".into(), json!(m));
         }
-        self.core
-            .notify("notifications/progress", &Value::Object(p));
+        self.notify("notifications/progress", &Value::Object(p));
     }
 
     /// Sends `notifications/message` when `level` passes the session's logging level.
@@ -914,7 +935,7 @@ impl Ctx {
             p.insert("logger".into(), json!(l));
         }
         p.insert("data".into(), data);
-        self.core.notify("notifications/message", &Value::Object(p));
+        self.notify("notifications/message", &Value::Object(p));
     }
 
     /// Whether the client cancelled this request.
@@ -994,8 +1015,7 @@ impl Ctx {
         }
         let _forget = Forget(self.core.clone(), id.clone());
         let bytes = jsonrpc::encode_request(&id, method, &params);
-        self.core
-            .out
+        self.out
             .send(OutMsg::Owned(bytes))
             .map_err(|e| ErrorObject::internal(format!("cannot reach the client: {e}")))?;
         let timeout = self.core.limits.client_request_timeout;

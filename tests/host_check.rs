@@ -134,7 +134,15 @@ fn serve_refuses_a_connection_target_the_host_cannot_hold() {
         return;
     }
     let mut child = Command::new(BIN)
-        .args(["serve", "--shards", "1", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--shards",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--set", "server.connections_target=100000"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -156,7 +164,15 @@ fn serve_refuses_a_connection_target_the_host_cannot_hold() {
 #[test]
 fn serve_starts_on_an_unready_host_when_allowed() {
     let mut child = Command::new(BIN)
-        .args(["serve", "--shards", "1", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--shards",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--set", "server.connections_target=100000000"])
         .arg("--allow-unready-host")
         .stdout(Stdio::null())

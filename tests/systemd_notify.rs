@@ -27,7 +27,15 @@ fn serve_notifies_ready_watchdog_and_stopping() {
     let _ = std::fs::remove_file(&path);
     let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
     let mut child = Command::new(BIN)
-        .args(["serve", "--shards", "2", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--shards",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .env("NOTIFY_SOCKET", &path)
         // 400 ms: a ping every 200 ms, a heartbeat every 50 ms.
         .env("WATCHDOG_USEC", "400000")
@@ -50,7 +58,7 @@ fn serve_notifies_ready_watchdog_and_stopping() {
         }
     }
     assert!(
-        got[0].starts_with("READY=1\nSTATUS=listening on 127.0.0.1:0 (tcp), 2 shards"),
+        got[0].starts_with("READY=1\nSTATUS=listening on 127.0.0.1:0 (tcp), http://127.0.0.1:0/mcp (http), 2 shards"),
         "{got:?}"
     );
 
@@ -76,7 +84,15 @@ fn serve_notifies_ready_watchdog_and_stopping() {
 fn serve_without_notify_socket_runs_as_before() {
     // No NOTIFY_SOCKET: nothing is sent, the process starts and stops as it always did.
     let mut child = Command::new(BIN)
-        .args(["serve", "--shards", "1", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--shards",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .env_remove("NOTIFY_SOCKET")
         .env("WATCHDOG_USEC", "1000")
         .stdout(Stdio::null())

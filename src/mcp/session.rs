@@ -7,7 +7,7 @@
 use crate::jsonrpc::{self, code, ErrorObject, Frame, Id, Invalid, Message};
 use crate::mcp::dispatch::{dispatch, Dispatched, Request};
 use crate::mcp::revision::Revision;
-use crate::rt::CancelToken;
+use crate::rt::{CancelToken, Outbound};
 use crate::server::{Ctx, SessionCore};
 use futures_lite::future::BoxedLocal;
 use futures_lite::FutureExt;
@@ -42,6 +42,8 @@ pub struct Session {
     state: State,
     in_flight: Rc<RefCell<HashMap<Id, CancelToken>>>,
     shutting_down: bool,
+    /// Set only while [`Session::on_parsed`] runs.
+    request_out: Option<Rc<dyn Outbound>>,
 }
 
 impl Session {
@@ -52,6 +54,7 @@ impl Session {
             state: State::New,
             in_flight: Rc::new(RefCell::new(HashMap::new())),
             shutting_down: false,
+            request_out: None,
         }
     }
 
@@ -85,10 +88,23 @@ impl Session {
 
     /// Handles one frame (one line on TCP/stdio). The buffer is parsed in place.
     pub fn on_frame(&mut self, buf: &mut [u8]) -> Reply {
-        let frame = match jsonrpc::parse_frame(buf, self.core.limits.batch_max) {
-            Ok(f) => f,
-            Err(e) => return Reply::Now(jsonrpc::encode_error(None, &e.to_error())),
-        };
+        match jsonrpc::parse_frame(buf, self.core.limits.batch_max) {
+            Ok(f) => self.on_parsed(f, None),
+            Err(e) => Reply::Now(jsonrpc::encode_error(None, &e.to_error())),
+        }
+    }
+
+    /// Handles an already parsed frame. `out`, when given, receives the messages the
+    /// frame's requests emit before their results (progress, logs, server-to-client
+    /// requests): on Streamable HTTP, the stream of the POST that carried them.
+    pub fn on_parsed(&mut self, frame: Frame, out: Option<Rc<dyn Outbound>>) -> Reply {
+        self.request_out = out;
+        let reply = self.on_parsed_inner(frame);
+        self.request_out = None;
+        reply
+    }
+
+    fn on_parsed_inner(&mut self, frame: Frame) -> Reply {
         match frame {
             Frame::Single(item) => match self.on_item(item, false) {
                 Item::None => Reply::None,
@@ -242,7 +258,10 @@ impl Session {
             .filter(|t| t.is_string() || t.is_number())
             .cloned();
         let token = CancelToken::new();
-        let ctx = Ctx::new(self.core.clone(), progress_token, token.clone());
+        let mut ctx = Ctx::new(self.core.clone(), progress_token, token.clone());
+        if let Some(out) = &self.request_out {
+            ctx = ctx.with_out(out.clone());
+        }
         let req = Request {
             core: &self.core,
             params,

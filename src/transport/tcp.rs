@@ -118,9 +118,10 @@ async fn refuse(stream: TcpStream, max: usize) {
     shutdown_now(&stream.borrow());
 }
 
-struct ConnCount(Rc<Shard>);
+pub(crate) struct ConnCount(Rc<Shard>);
 impl ConnCount {
-    fn new(shard: Rc<Shard>) -> Self {
+    /// Counts one connection on `shard` until dropped.
+    pub(crate) fn new(shard: Rc<Shard>) -> Self {
         shard.connections.set(shard.connections.get() + 1);
         ConnCount(shard)
     }
@@ -244,11 +245,29 @@ async fn read_loop(shard: &Rc<Shard>, stream: &Rc<RefCell<TcpStream>>, conn: &mu
 
 /// Shuts the socket down at once (a plain syscall: nothing to wait for); the descriptor is
 /// closed when the stream drops.
-fn shutdown_now(stream: &TcpStream) {
+pub(crate) fn shutdown_now(stream: &TcpStream) {
     // SAFETY: the descriptor belongs to `stream`, which outlives this call.
     unsafe {
         libc::shutdown(stream.as_raw_fd(), libc::SHUT_RDWR);
     }
+}
+
+/// Reads what the socket has (through the shard's scratch buffer) and appends it to
+/// `dst`. `Ok(0)` is end of stream.
+pub(crate) async fn read_append(
+    stream: &RefCell<TcpStream>,
+    dst: &mut Vec<u8>,
+) -> io::Result<usize> {
+    let n = std::future::poll_fn(|cx| {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let mut st = stream.borrow_mut();
+            Pin::new(&mut *st).poll_read(cx, &mut s[..])
+        })
+    })
+    .await?;
+    SCRATCH.with(|s| dst.extend_from_slice(&s.borrow()[..n]));
+    Ok(n)
 }
 
 async fn read_some(stream: &RefCell<TcpStream>) -> Event {
@@ -267,7 +286,7 @@ async fn read_some(stream: &RefCell<TcpStream>) -> Event {
     }
 }
 
-async fn write_all(stream: &RefCell<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_all(stream: &RefCell<TcpStream>, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         let n = std::future::poll_fn(|cx| {
             let mut st = stream.borrow_mut();

@@ -52,6 +52,8 @@ pub struct Server {
     child: Option<Child>,
     /// The port it listens on (127.0.0.1).
     pub port: u16,
+    /// Its Streamable HTTP port (127.0.0.1).
+    pub http_port: u16,
     /// Where its stderr goes.
     pub stderr_path: PathBuf,
     exit: Option<ExitStatus>,
@@ -64,6 +66,7 @@ impl Server {
         let mut last_err = String::new();
         for _attempt in 0..5 {
             let port = free_port();
+            let http_port = free_port();
             let seq = SERVER_SEQ.fetch_add(1, Ordering::Relaxed);
             let stderr_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
                 "ringmcp-test-{}-{seq}-{port}.stderr",
@@ -76,6 +79,8 @@ impl Server {
                 .arg(shards.to_string())
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
+                .arg("--http-listen")
+                .arg(format!("127.0.0.1:{http_port}"))
                 .args(extra)
                 .env_remove("RINGMCP_LOG")
                 .stdin(Stdio::null())
@@ -86,6 +91,7 @@ impl Server {
             let mut server = Server {
                 child: Some(child),
                 port,
+                http_port,
                 stderr_path,
                 exit: None,
             };

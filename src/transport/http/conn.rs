@@ -1,0 +1,489 @@
+//! The HTTP/1.1 server of one shard: accept loop, keep-alive connections, pipelined
+//! requests answered in order (one at a time), bounded heads (431) and bodies (413), a
+//! header read timeout (408), `TCP_NODELAY`, and response writing: JSON bodies with
+//! Content-Length, SSE streams with chunked transfer coding, keep-alive comments on idle
+//! streams.
+
+use super::exchange::{Exchange, ReplyEvent};
+use super::parse::{parse_head, BodyKind, ChunkedDecoder, HttpError, RequestHead};
+use super::{respond, HttpMsg, Response};
+use crate::runtime::{MeshMsg, Shard};
+use crate::transport::tcp::{read_append, shutdown_now, write_all, ConnCount};
+use futures_lite::FutureExt;
+use glommio::net::{TcpListener, TcpStream};
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Binds the HTTP listener on this shard (SO_REUSEPORT, like every listener).
+pub fn bind(shard: &Shard) -> anyhow::Result<TcpListener> {
+    let addr = shard.config.http.listen;
+    TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr} (http): {e}"))
+}
+
+/// Accepts HTTP connections until shutdown.
+pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
+    let max = shard.config.limits.connections_per_shard_max;
+    glommio::spawn_local(super::sweep_sessions(shard.clone())).detach();
+    loop {
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                shard.shutdown.cancelled().await;
+                None
+            })
+            .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::warn!(shard = shard.index, "http accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if shard.connections.get() >= max {
+            glommio::spawn_local(async move {
+                let st = RefCell::new(stream);
+                let resp = full_response(
+                    503,
+                    &[("Retry-After".into(), "1".into())],
+                    &super::streamable::error_json(&format!(
+                        "connection limit reached (connections_per_shard_max = {max})"
+                    )),
+                    false,
+                );
+                let _ = write_all(&st, &resp)
+                    .or(async {
+                        glommio::timer::sleep(Duration::from_millis(100)).await;
+                        Ok(())
+                    })
+                    .await;
+                shutdown_now(&st.borrow());
+            })
+            .detach();
+            continue;
+        }
+        glommio::spawn_local(handle(shard.clone(), stream)).detach();
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Status",
+    }
+}
+
+/// A complete response with a JSON (or empty) body.
+fn full_response(
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+    keep_alive: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + body.len());
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
+    if !body.is_empty() {
+        out.extend_from_slice(b"Content-Type: application/json\r\n");
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    for (k, v) in headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+fn sse_head(headers: &[(String, String)]) -> Vec<u8> {
+    let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n".to_vec();
+    for (k, v) in headers {
+        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Appends `data` as one chunk.
+fn chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn sse_event(id: Option<&str>, event: Option<&str>, data: &[u8]) -> Vec<u8> {
+    let mut e = Vec::with_capacity(data.len() + 32);
+    if let Some(id) = id {
+        e.extend_from_slice(format!("id: {id}\n").as_bytes());
+    }
+    if let Some(ev) = event {
+        e.extend_from_slice(format!("event: {ev}\n").as_bytes());
+    }
+    e.extend_from_slice(b"data: ");
+    e.extend_from_slice(data);
+    e.extend_from_slice(b"\n\n");
+    e
+}
+
+enum HeadOutcome {
+    Head(RequestHead),
+    Closed,
+    Reject(HttpError),
+}
+
+/// Reads a request head: waits up to the idle timeout for its first byte, then up to
+/// `http.header_read_timeout_ms` for the rest (a slow head gets 408).
+async fn read_head(shard: &Rc<Shard>, st: &RefCell<TcpStream>, inbuf: &mut Vec<u8>) -> HeadOutcome {
+    let http = &shard.config.http;
+    let idle = Duration::from_millis(shard.config.limits.idle_timeout_ms.max(1));
+    let header_timeout = Duration::from_millis(http.header_read_timeout_ms);
+    let mut started: Option<Instant> = (!inbuf.is_empty()).then(Instant::now);
+    loop {
+        match parse_head(inbuf, http.max_head_bytes, http.max_body_bytes) {
+            Ok(Some((head, n))) => {
+                inbuf.drain(..n);
+                return HeadOutcome::Head(head);
+            }
+            Ok(None) => {}
+            Err(e) => return HeadOutcome::Reject(e),
+        }
+        let wait = match started {
+            None if shard.config.limits.idle_timeout_ms == 0 => Duration::from_secs(86_400 * 365),
+            None => idle,
+            Some(t) => header_timeout.saturating_sub(t.elapsed()),
+        };
+        match read_with(shard, st, inbuf, wait).await {
+            Read::Data => {
+                started.get_or_insert_with(Instant::now);
+            }
+            Read::Eof | Read::Stop => return HeadOutcome::Closed,
+            Read::Timeout if started.is_some() => {
+                return HeadOutcome::Reject(HttpError::new(
+                    408,
+                    "request head not received in time",
+                ))
+            }
+            Read::Timeout => return HeadOutcome::Closed,
+        }
+    }
+}
+
+enum Read {
+    Data,
+    Eof,
+    Timeout,
+    Stop,
+}
+
+async fn read_with(
+    shard: &Rc<Shard>,
+    st: &RefCell<TcpStream>,
+    inbuf: &mut Vec<u8>,
+    wait: Duration,
+) -> Read {
+    let read = async {
+        match read_append(st, inbuf).await {
+            Ok(0) | Err(_) => Read::Eof,
+            Ok(_) => Read::Data,
+        }
+    };
+    read.or(async {
+        glommio::timer::sleep(wait).await;
+        Read::Timeout
+    })
+    .or(async {
+        shard.shutdown.cancelled().await;
+        Read::Stop
+    })
+    .await
+}
+
+/// Reads the body the head announced.
+async fn read_body(
+    shard: &Rc<Shard>,
+    st: &RefCell<TcpStream>,
+    inbuf: &mut Vec<u8>,
+    kind: BodyKind,
+) -> Result<Vec<u8>, HttpError> {
+    let http = &shard.config.http;
+    let timeout = Duration::from_millis(
+        http.header_read_timeout_ms
+            .max(shard.config.limits.idle_timeout_ms),
+    );
+    match kind {
+        BodyKind::None => Ok(Vec::new()),
+        BodyKind::Length(n) => {
+            while inbuf.len() < n {
+                match read_with(shard, st, inbuf, timeout).await {
+                    Read::Data => {}
+                    Read::Timeout => {
+                        return Err(HttpError::new(408, "request body not received in time"))
+                    }
+                    Read::Eof | Read::Stop => {
+                        return Err(HttpError::new(400, "connection closed mid-body"))
+                    }
+                }
+            }
+            Ok(inbuf.drain(..n).collect())
+        }
+        BodyKind::Chunked => {
+            let mut dec = ChunkedDecoder::new(http.max_body_bytes);
+            let mut body = Vec::new();
+            loop {
+                let used = dec.decode(inbuf, &mut body)?;
+                inbuf.drain(..used);
+                if dec.is_done() {
+                    return Ok(body);
+                }
+                match read_with(shard, st, inbuf, timeout).await {
+                    Read::Data => {}
+                    Read::Timeout => {
+                        return Err(HttpError::new(408, "request body not received in time"))
+                    }
+                    Read::Eof | Read::Stop => {
+                        return Err(HttpError::new(400, "connection closed mid-body"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn handle(shard: Rc<Shard>, stream: TcpStream) {
+    let _count = ConnCount::new(shard.clone());
+    let _ = stream.set_nodelay(true);
+    let st = RefCell::new(stream);
+    let mut inbuf = Vec::new();
+    loop {
+        let head = match read_head(&shard, &st, &mut inbuf).await {
+            HeadOutcome::Head(h) => h,
+            HeadOutcome::Closed => break,
+            HeadOutcome::Reject(e) => {
+                let body = super::streamable::error_json(&e.reason);
+                let _ = write_all(&st, &full_response(e.status, &[], &body, false)).await;
+                break;
+            }
+        };
+        if head
+            .header("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+            && head.body != BodyKind::None
+        {
+            let _ = write_all(&st, b"HTTP/1.1 100 Continue\r\n\r\n").await;
+        }
+        let body = match read_body(&shard, &st, &mut inbuf, head.body).await {
+            Ok(b) => b,
+            Err(e) => {
+                let body = super::streamable::error_json(&e.reason);
+                let _ = write_all(&st, &full_response(e.status, &[], &body, false)).await;
+                break;
+            }
+        };
+        let keep_alive = head.keep_alive && !shard.shutdown.is_cancelled();
+        let resp = respond(&shard, &head, body).await;
+        let ok = match resp {
+            Response::Full {
+                status,
+                headers,
+                body,
+            } => write_all(&st, &full_response(status, &headers, &body, keep_alive))
+                .await
+                .is_ok(),
+            Response::Exchange {
+                exchange,
+                headers,
+                priming,
+                forwarded,
+            } => {
+                let ok = stream_exchange(
+                    &shard, &st, &mut inbuf, &exchange, &headers, priming, keep_alive,
+                )
+                .await;
+                shard.http.drop_exchange(exchange.key);
+                if !ok {
+                    exchange.close();
+                    if let Some((owner, session)) = forwarded {
+                        shard.mesh_send(
+                            owner,
+                            MeshMsg::Http(HttpMsg::Detached {
+                                session,
+                                shard: shard.index,
+                                exchange: exchange.key,
+                            }),
+                        );
+                    }
+                }
+                ok
+            }
+        };
+        if !ok || !keep_alive {
+            break;
+        }
+    }
+    shutdown_now(&st.borrow());
+}
+
+enum StreamStep {
+    Event(Option<ReplyEvent>),
+    KeepAlive,
+    Peer(io::Result<usize>),
+}
+
+/// Writes the answer an exchange produces. Returns whether the connection can carry
+/// another request.
+async fn stream_exchange(
+    shard: &Rc<Shard>,
+    st: &RefCell<TcpStream>,
+    inbuf: &mut Vec<u8>,
+    x: &Rc<Exchange>,
+    headers: &[(String, String)],
+    priming: bool,
+    keep_alive: bool,
+) -> bool {
+    let http = &shard.config.http;
+    let keepalive = Duration::from_millis(http.sse_keepalive_ms.max(1));
+    let inbuf_cap = http.max_head_bytes + http.max_body_bytes;
+    let mut sse = false;
+    loop {
+        let next = async { StreamStep::Event(x.next().await) };
+        let step = if sse {
+            let ka = async {
+                glommio::timer::sleep(keepalive).await;
+                StreamStep::KeepAlive
+            };
+            if inbuf.len() < inbuf_cap {
+                // Watch the socket while streaming: a client that hangs up frees the stream
+                // at once; pipelined bytes wait in the input buffer.
+                let peer = async { StreamStep::Peer(read_append(st, inbuf).await) };
+                next.or(ka).or(peer).await
+            } else {
+                next.or(ka).await
+            }
+        } else {
+            next.await
+        };
+        let mut out = Vec::new();
+        let mut done = false;
+        match step {
+            StreamStep::Peer(Ok(0)) | StreamStep::Peer(Err(_)) => return false,
+            StreamStep::Peer(Ok(_)) => continue,
+            StreamStep::KeepAlive => chunk(&mut out, b": keep-alive\n\n"),
+            StreamStep::Event(None) => {
+                // The producer dropped the exchange without a final event.
+                if !sse {
+                    out = full_response(
+                        500,
+                        &[],
+                        &super::streamable::error_json("stream ended"),
+                        false,
+                    );
+                    let _ = write_all(st, &out).await;
+                    return false;
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+                done = true;
+            }
+            StreamStep::Event(Some(ev)) => match ev {
+                ReplyEvent::Full {
+                    status,
+                    headers: extra,
+                    body,
+                } => {
+                    if sse {
+                        out.extend_from_slice(b"0\r\n\r\n");
+                    } else {
+                        let mut h = headers.to_vec();
+                        h.extend(extra);
+                        out = full_response(status, &h, &body, keep_alive);
+                    }
+                    done = true;
+                }
+                ReplyEvent::Message {
+                    bytes, last: true, ..
+                } if !sse => {
+                    out = full_response(200, headers, &bytes, keep_alive);
+                    done = true;
+                }
+                ReplyEvent::End if !sse => {
+                    out = full_response(202, headers, &[], keep_alive);
+                    done = true;
+                }
+                ReplyEvent::End => {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                    done = true;
+                }
+                ReplyEvent::Open => {
+                    if !sse {
+                        out = sse_head(headers);
+                        sse = true;
+                    }
+                }
+                ReplyEvent::Message {
+                    event_id,
+                    bytes,
+                    last,
+                } => {
+                    if !sse {
+                        out = sse_head(headers);
+                        sse = true;
+                        if priming {
+                            if let Some(stream) = event_id
+                                .as_deref()
+                                .and_then(|i| i.split_once('-'))
+                                .map(|(s, _)| s)
+                            {
+                                let mut p = format!("id: {stream}-0\n").into_bytes();
+                                p.extend_from_slice(
+                                    format!("retry: {}\ndata: \n\n", http.sse_retry_ms).as_bytes(),
+                                );
+                                chunk(&mut out, &p);
+                            }
+                        }
+                    }
+                    chunk(&mut out, &sse_event(event_id.as_deref(), None, &bytes));
+                    if last {
+                        out.extend_from_slice(b"0\r\n\r\n");
+                        done = true;
+                    }
+                }
+                ReplyEvent::Named { event, data } => {
+                    if !sse {
+                        out = sse_head(headers);
+                        sse = true;
+                    }
+                    chunk(&mut out, &sse_event(None, Some(&event), data.as_bytes()));
+                }
+            },
+        }
+        if write_all(st, &out).await.is_err() {
+            return false;
+        }
+        if done {
+            return true;
+        }
+    }
+}
