@@ -6,9 +6,9 @@ conformance_version := "0.1.16"
 run *ARGS:
     cargo run --release -- serve {{ARGS}}
 
-# The whole test suite (what .ci/run runs, after fmt and clippy).
+# The whole test suite against the release binary (what .ci/run runs, after fmt and clippy).
 test:
-    cargo test --workspace
+    cargo test --workspace --release
 
 # Formatting and lints, as CI checks them.
 lint:
@@ -28,10 +28,11 @@ bench-peers *ARGS:
     cargo run --release -p ringmcp-bench --bin ringmcp-load -- peers {{ARGS}}
 
 # Needs Node 22 and npx, and a running server (e.g. `just run`). For revision 2026-07-28:
-#   just conformance_version=0.2.0-alpha.12 conformance URL --spec-version 2026-07-28
+#   just conformance_version=0.2.0-alpha.12 conformance URL --requirements 2026-07-28
+# The test suite runs both pinned versions itself: cargo test --release --test conformance
 #
 # The official MCP conformance suite against a server's Streamable HTTP endpoint.
-conformance URL="http://127.0.0.1:7080/mcp/conformance" *ARGS:
+conformance URL="http://127.0.0.1:8080/mcp/conformance" *ARGS:
     npx --yes @modelcontextprotocol/conformance@{{conformance_version}} server --url {{URL}} {{ARGS}}
 
 # Prints every check with its fix, then what vm-tuning/apply.sh would change (a dry run).

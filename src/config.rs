@@ -100,6 +100,16 @@ session_idle_timeout_ms = 1800000
 # and Origin names pass (anything else gets 403); otherwise list the names clients use.
 allowed_hosts = []
 allowed_origins = []
+# The stateless revision (2026-07-28) answers a request that needs the client's input
+# (elicitation, sampling, roots) with `input_required` and a `requestState` the client
+# echoes on its retry. The state is sealed with HMAC-SHA256 under this key (64 to 128 hex
+# digits), so any shard, or any node with the same key, can verify it and a tampered or
+# foreign state is refused. Empty: a random key is generated at start, which serves one
+# process; a deployment of several nodes behind one address must configure the same key
+# on every node (e.g. `openssl rand -hex 32`).
+request_state_key = ""
+# How long a sealed requestState stays valid.
+request_state_ttl_ms = 3600000
 "#;
 
 /// Why a configuration was refused.
@@ -158,6 +168,8 @@ pub struct HttpSection {
     pub session_idle_timeout_ms: u64,
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
+    pub request_state_key: String,
+    pub request_state_ttl_ms: u64,
 }
 
 impl Default for HttpSection {
@@ -176,6 +188,8 @@ impl Default for HttpSection {
             session_idle_timeout_ms: 1_800_000,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            request_state_key: String::new(),
+            request_state_ttl_ms: 3_600_000,
         }
     }
 }
@@ -349,6 +363,20 @@ impl Config {
                 reason: "header_read_timeout_ms, sse_keepalive_ms and session_idle_timeout_ms must be at least 1".into(),
             });
         }
+        if !h.request_state_key.is_empty() {
+            crate::mcp::request_state::StateKey::from_hex(&h.request_state_key).map_err(
+                |reason| ConfigError::Invalid {
+                    key: "http.request_state_key",
+                    reason,
+                },
+            )?;
+        }
+        if h.request_state_ttl_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "http.request_state_ttl_ms",
+                reason: "must be at least 1".into(),
+            });
+        }
         if h.enabled
             && self.tcp.enabled
             && h.listen.port() != 0
@@ -440,6 +468,33 @@ impl Config {
         Ok(())
     }
 
+    /// Fills an empty `http.request_state_key` with a random key. Called once before the
+    /// shards start, so that every shard of the process seals and opens request states
+    /// with the same key. Returns whether a key was generated.
+    pub fn ensure_request_state_key(&mut self) -> Result<bool, ConfigError> {
+        if !self.http.request_state_key.is_empty() {
+            return Ok(false);
+        }
+        let key = crate::mcp::request_state::StateKey::generate().map_err(|reason| {
+            ConfigError::Invalid {
+                key: "http.request_state_key",
+                reason,
+            }
+        })?;
+        self.http.request_state_key = key.to_hex();
+        Ok(true)
+    }
+
+    /// The key that seals `requestState` (see [`Config::ensure_request_state_key`]).
+    pub fn request_state_key(&self) -> Result<crate::mcp::request_state::StateKey, ConfigError> {
+        crate::mcp::request_state::StateKey::from_hex(&self.http.request_state_key).map_err(
+            |reason| ConfigError::Invalid {
+                key: "http.request_state_key",
+                reason,
+            },
+        )
+    }
+
     /// The number of shards to start: the configured count, or the online cores for 0.
     pub fn effective_shards(&self) -> usize {
         if self.server.shards > 0 {
@@ -472,6 +527,23 @@ mod tests {
     fn wrong_type_is_named() {
         let e = Config::from_toml("[limits]\npage_size = \"ten\"\n").unwrap_err();
         assert!(e.to_string().contains("page_size"), "{e}");
+    }
+
+    #[test]
+    fn request_state_key() {
+        let e = Config::from_toml("[http]\nrequest_state_key = \"abcd\"\n").unwrap_err();
+        assert!(e.to_string().contains("http.request_state_key"), "{e}");
+        let hex = "ab".repeat(32);
+        let cfg = Config::from_toml(&format!("[http]\nrequest_state_key = \"{hex}\"\n")).unwrap();
+        assert!(cfg.request_state_key().is_ok());
+        let mut cfg = Config::default();
+        assert!(cfg.request_state_key().is_err());
+        assert!(cfg.ensure_request_state_key().unwrap());
+        let generated = cfg.http.request_state_key.clone();
+        assert!(cfg.request_state_key().is_ok());
+        assert!(!cfg.ensure_request_state_key().unwrap());
+        assert_eq!(cfg.http.request_state_key, generated);
+        cfg.validate().unwrap();
     }
 
     #[test]

@@ -27,6 +27,15 @@ pub mod code {
     pub const CLIENT_REQUEST_FAILED: i64 = -32003;
     /// ringmcp: the server is shutting down and no longer takes requests.
     pub const SHUTTING_DOWN: i64 = -32004;
+    /// MCP 2026-07-28: a routing header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`)
+    /// is missing or disagrees with the body.
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// MCP 2026-07-28: serving the request needs a client capability the request's `_meta`
+    /// did not declare (`data.requiredCapabilities`).
+    pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+    /// MCP 2026-07-28: the requested protocol revision is not served (`data.supported`,
+    /// `data.requested`).
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 }
 
 /// A request or response id: a string or an integer (JSON-RPC also allows null for errors

@@ -245,8 +245,16 @@ fn factories(cfg: &Config) -> anyhow::Result<Vec<(String, ServerFactory)>> {
         .collect()
 }
 
-fn serve(cfg: Config) -> anyhow::Result<()> {
+fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let shards = cfg.effective_shards();
+    // One key for every shard of this process: generated here, before the shards start.
+    if cfg.http.enabled && cfg.ensure_request_state_key()? {
+        tracing::info!(
+            "http.request_state_key is not set: generated a random key for this process; \
+             a deployment of several nodes must configure the same key on every node, or a \
+             requestState issued by one node is refused by the others"
+        );
+    }
     let cfg = Arc::new(cfg);
     let stop = StopFlag::default();
     stop.on_signals()?;

@@ -8,6 +8,8 @@
 //! every shard must see lives behind something `Sync` the factory captures.
 
 use crate::jsonrpc::{self, ErrorObject, Id};
+use crate::mcp::input::InputRound;
+use crate::mcp::meta::{self, RequestMeta};
 use crate::mcp::revision::Revision;
 use crate::rt::{oneshot, CancelToken, Host, OneshotSender, OutMsg, Outbound};
 use futures_lite::future::BoxedLocal;
@@ -784,7 +786,8 @@ pub struct SessionCore {
     /// Limits.
     pub limits: CoreLimits,
     pub(crate) revision: Cell<Revision>,
-    pub(crate) log_level: Cell<LogLevel>,
+    /// The lowest level sent as `notifications/message`; `None` sends none.
+    pub(crate) log_level: Cell<Option<LogLevel>>,
     pub(crate) client_capabilities: RefCell<Value>,
     pub(crate) client_info: RefCell<Value>,
     pending: RefCell<HashMap<Id, OneshotSender<Result<Value, ErrorObject>>>>,
@@ -807,9 +810,38 @@ impl SessionCore {
             host,
             limits,
             revision: Cell::new(Revision::LATEST),
-            log_level: Cell::new(LogLevel::Debug),
+            log_level: Cell::new(Some(LogLevel::Debug)),
             client_capabilities: RefCell::new(json!({})),
             client_info: RefCell::new(Value::Null),
+            pending: RefCell::new(HashMap::new()),
+            next_request: Cell::new(0),
+        })
+    }
+
+    /// A core for one request of a stateless revision: what a session learns at
+    /// `initialize` (revision, client capabilities and info) and from `logging/setLevel`
+    /// comes from the request's `_meta` instead. Without a log level in `_meta` the
+    /// request gets no log notifications at all.
+    pub fn stateless(
+        id: SessionId,
+        server: Rc<McpServer>,
+        out: Rc<dyn Outbound>,
+        host: Rc<dyn Host>,
+        limits: CoreLimits,
+        revision: Revision,
+        meta: &RequestMeta,
+    ) -> Rc<Self> {
+        debug_assert!(!revision.has_sessions());
+        Rc::new(SessionCore {
+            id,
+            server,
+            out,
+            host,
+            limits,
+            revision: Cell::new(revision),
+            log_level: Cell::new(meta.log_level),
+            client_capabilities: RefCell::new(meta.client_capabilities.clone()),
+            client_info: RefCell::new(meta.client_info.clone()),
             pending: RefCell::new(HashMap::new()),
             next_request: Cell::new(0),
         })
@@ -854,6 +886,8 @@ pub struct Ctx {
     out: Rc<dyn Outbound>,
     progress_token: Option<Value>,
     cancel: CancelToken,
+    /// Under a stateless revision: where client requests find their answers.
+    input: Option<Rc<InputRound>>,
 }
 
 impl Ctx {
@@ -865,7 +899,15 @@ impl Ctx {
             core,
             progress_token,
             cancel,
+            input: None,
         }
+    }
+
+    /// Serves [`request_client`](Self::request_client) from `round` (the stateless
+    /// revision: answers come with the retried request, see [`crate::mcp::input`]).
+    pub fn with_input(mut self, round: Rc<InputRound>) -> Self {
+        self.input = Some(round);
+        self
     }
 
     /// Sends the request's own messages (progress, logs, server-to-client requests) to
@@ -897,9 +939,15 @@ impl Ctx {
         self.core.revision()
     }
 
-    /// The capabilities the client declared at initialize.
+    /// The capabilities the client declared (at initialize, or in this request's `_meta`).
     pub fn client_capabilities(&self) -> Value {
         self.core.client_capabilities.borrow().clone()
+    }
+
+    /// The client's `Implementation` object (`name`, `version`, ...) from initialize or
+    /// this request's `_meta`; `Null` when the client did not say.
+    pub fn client_info(&self) -> Value {
+        self.core.client_info.borrow().clone()
     }
 
     /// Whether the request carried a progress token.
@@ -924,10 +972,12 @@ impl Ctx {
         self.notify("notifications/progress", &Value::Object(p));
     }
 
-    /// Sends `notifications/message` when `level` passes the session's logging level.
+    /// Sends `notifications/message` when `level` passes the session's (or, stateless, the
+    /// request's) logging level.
     pub fn log(&self, level: LogLevel, logger: Option<&str>, data: Value) {
-        if level < self.core.log_level.get() {
-            return;
+        match self.core.log_level.get() {
+            Some(min) if level >= min => {}
+            _ => return,
         }
         let mut p = Map::new();
         p.insert("level".into(), json!(level.as_str()));
@@ -966,9 +1016,51 @@ impl Ctx {
         self.core.host.list_changed(&self.core.server.name, &method);
     }
 
-    /// Sends a request to the client (`sampling/createMessage`, `elicitation/create`,
-    /// `roots/list`) and awaits its answer, bounded by `limits.client_request_timeout_ms`.
+    /// Asks the client (`sampling/createMessage`, `elicitation/create`, `roots/list`) and
+    /// awaits its answer.
+    ///
+    /// Session revisions: a request is sent to the client, bounded by
+    /// `limits.client_request_timeout_ms`. Stateless revision: the answer is taken from
+    /// the retried request (see [`crate::mcp::input`]); when the client has not given it
+    /// yet, this never resolves and the request is answered `input_required`, so code
+    /// before this call runs again on the retry. The call is keyed by its rank among this
+    /// handler's calls; use [`request_client_keyed`](Self::request_client_keyed) to name it.
     pub async fn request_client(&self, method: &str, params: Value) -> HandlerResult<Value> {
+        self.ask_client(None, method, params).await
+    }
+
+    /// [`request_client`](Self::request_client) with the key the stateless revision's
+    /// `inputRequests`/`inputResponses` use for this call (ignored by session revisions).
+    pub async fn request_client_keyed(
+        &self,
+        key: &str,
+        method: &str,
+        params: Value,
+    ) -> HandlerResult<Value> {
+        self.ask_client(Some(key), method, params).await
+    }
+
+    async fn ask_client(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> HandlerResult<Value> {
+        let rev = self.core.revision();
+        let round = match (&self.input, rev.has_input_required()) {
+            (Some(round), true) => Some(round.clone()),
+            (None, true) => {
+                let why = "the stateless revision answers client requests from an input round";
+                return Err(ErrorObject::internal(format!("{method}: {why}")));
+            }
+            (_, false) => None,
+        };
+        // Keyed before anything can fail, so that ranks stay the same from round to round.
+        let key = match (&round, key) {
+            (Some(_), Some(k)) => k.to_string(),
+            (Some(r), None) => r.auto_key(),
+            (None, _) => String::new(),
+        };
         let capability = match method {
             "sampling/createMessage" => Some("sampling"),
             "elicitation/create" => Some("elicitation"),
@@ -986,11 +1078,25 @@ impl Ctx {
         }
         if let Some(cap) = capability {
             if self.core.client_capabilities.borrow().get(cap).is_none() {
+                if round.is_some() {
+                    // The request cannot be served without it: -32021, not a failed call.
+                    return Err(meta::missing_capability(
+                        cap,
+                        &format!("this request needs {method}"),
+                    ));
+                }
                 return Err(ErrorObject::new(
                     jsonrpc::code::CLIENT_REQUEST_FAILED,
                     format!("the client did not declare the {cap} capability"),
                 ));
             }
+        }
+        if let Some(round) = round {
+            return match round.answer(&key, method, params)? {
+                Some(answer) => Ok(answer),
+                // The handler stops here; the transport answers input_required.
+                None => std::future::pending().await,
+            };
         }
         if self.core.pending.borrow().len() >= self.core.limits.client_requests_max {
             return Err(ErrorObject::new(

@@ -1,18 +1,24 @@
-//! `ringmcp stdio` driven by the official MCP Python SDK client (PyPI `mcp`), plus two raw
-//! stdio checks that need nothing but std.
+//! The official MCP Python SDK client (PyPI `mcp`) driving `ringmcp stdio`, and `ringmcp
+//! serve` over Streamable HTTP and the legacy HTTP+SSE transport; plus two raw stdio checks
+//! that need nothing but std.
 //!
-//! The SDK test keeps a virtualenv at `target/py-sdk-venv` (next to the profile directory of
+//! The SDK tests keep a virtualenv at `target/py-sdk-venv` (next to the profile directory of
 //! the ringmcp binary under test), built with `python3 -m venv` and `pip install -r
 //! tests/python/requirements.txt`, and reuses it while its marker file matches the
 //! requirements and the interpreter. It never skips: without python3, the venv module or
 //! access to PyPI it fails and says what to install. `RINGMCP_PYTHON` may name another
 //! interpreter than `python3`.
 
-use std::fs::{self, File};
+mod common;
+
+use common::external::{
+    describe, fnv1a64, forget_log, run_log, run_logged, target_dir, with_file_lock,
+};
+use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
+use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ringmcp");
@@ -21,6 +27,7 @@ const REQUIREMENTS: &str = include_str!("python/requirements.txt");
 const REQUIREMENTS_PATH: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/requirements.txt");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/stdio_client.py");
+const HTTP_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/http_client.py");
 const MARKER: &str = ".ringmcp-requirements";
 const INSTALL_HINT: &str = "install Python 3.10 or newer with its venv module \
      (Debian/Ubuntu: apt-get install -y python3 python3-venv), with access to PyPI";
@@ -32,7 +39,7 @@ const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialize
 fn official_python_sdk_client_drives_stdio() {
     let venv = ensure_venv();
     let python = venv_python(&venv);
-    let log = venv.join("last-run.log");
+    let log = run_log("py-sdk-stdio-client");
     let started = Instant::now();
     let (status, output) = run_logged(
         Command::new(&python)
@@ -55,7 +62,52 @@ fn official_python_sdk_client_drives_stdio() {
         output.contains("checks passed"),
         "the Python SDK client exited 0 without reporting its checks:\n{output}"
     );
+    forget_log(&log);
     eprintln!("{}", output.trim_end());
+}
+
+/// Streamable HTTP (with two shards, so the SDK's connections reach both) and the legacy
+/// HTTP+SSE transport, each driven by the SDK's own client transport.
+#[test]
+fn official_python_sdk_client_drives_streamable_http() {
+    let venv = ensure_venv();
+    let python = venv_python(&venv);
+    let server = common::Server::start(2, &[]);
+    let log = run_log("py-sdk-http-client");
+    let started = Instant::now();
+    let (status, output) = run_logged(
+        Command::new(&python)
+            .arg(HTTP_SCRIPT)
+            .env(
+                "RINGMCP_HTTP_BASE",
+                format!("http://127.0.0.1:{}", server.http_port),
+            )
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        &log,
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("could not run {}: {e}", python.display()));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the Python SDK HTTP client failed ({}) after {:.1}s; its output (also in {}):\n{output}",
+        describe(status),
+        started.elapsed().as_secs_f64(),
+        log.display()
+    );
+    assert!(
+        output.contains("checks passed"),
+        "the Python SDK HTTP client exited 0 without reporting its checks:\n{output}"
+    );
+    forget_log(&log);
+    eprintln!(
+        "{}",
+        output
+            .lines()
+            .filter(|l| !l.starts_with("INFO "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 /// The smoke test the README's stdio section implies: piped requests, stdin closing while a
@@ -191,8 +243,20 @@ fn stdio_answers_while_stdin_stays_open() {
     assert!(status.success(), "ringmcp stdio exited with {status}");
 }
 
-/// The virtualenv with the pinned SDK: reused while its marker matches, else built anew.
+/// The virtualenv with the pinned SDK, built at most once per test process (the tests of
+/// this file run in parallel threads) and by one test process at a time (a debug and a
+/// release run share it).
 fn ensure_venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let lock = target_dir().join("py-sdk-venv.lock");
+        with_file_lock(&lock, Duration::from_secs(1300), build_venv)
+    })
+    .clone()
+}
+
+/// The virtualenv: reused while its marker matches, else built anew.
+fn build_venv() -> PathBuf {
     let base = base_python();
     let version = python_version(&base);
     let venv = target_dir().join("py-sdk-venv");
@@ -318,57 +382,4 @@ fn installed_mcp_version(venv: &Path) -> Option<String> {
 
 fn venv_python(venv: &Path) -> PathBuf {
     venv.join("bin").join("python")
-}
-
-/// The target directory: the ringmcp binary lives in `<target>/<profile>/ringmcp`.
-fn target_dir() -> PathBuf {
-    let bin = Path::new(BIN);
-    bin.parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("unexpected binary path {BIN}"))
-        .to_path_buf()
-}
-
-/// Runs `cmd` with stdout and stderr into `log`, killing it after `limit`. Returns its
-/// status (None when it was killed) and what it printed.
-fn run_logged(
-    cmd: &mut Command,
-    log: &Path,
-    limit: Duration,
-) -> std::io::Result<(Option<ExitStatus>, String)> {
-    let file = File::create(log)?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file.try_clone()?))
-        .stderr(Stdio::from(file))
-        .spawn()?;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output = fs::read_to_string(log).unwrap_or_default();
-    Ok((status, output))
-}
-
-fn describe(status: Option<ExitStatus>) -> String {
-    match status {
-        Some(s) => s.to_string(),
-        None => "killed: it ran past its time limit".into(),
-    }
-}
-
-/// FNV-1a, 64 bits: a hash that stays the same across Rust releases (the marker outlives
-/// the toolchain that wrote it).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }

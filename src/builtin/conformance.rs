@@ -3,13 +3,15 @@
 //! expects of a server under test.
 //!
 //! Names, schemas, MIME types and texts follow the suite's scenario descriptions and its
-//! reference "everything" server (0.1.16 stateful scenarios), plus the diagnostic fixtures the
-//! 0.2.0-alpha.12 (2026-07-28) scenarios name where they can be expressed with the server API
-//! of [`crate::server`]. Fixtures that need the stateless HTTP machinery (input-required
-//! results, `requestState`) are not implemented here; see the `TODO(http issue)` notes.
+//! reference "everything" server (0.1.16 stateful scenarios), plus the fixtures the
+//! 0.2.0-alpha.12 (2026-07-28) scenarios name: diagnostic tools and the input-required
+//! (SEP-2322) tools and prompt. Those ask the client through
+//! [`Ctx::request_client_keyed`], which sends a request under the session revisions and
+//! becomes an `input_required` result under the stateless one.
 //!
-//! Point the suite at this server, e.g. `conformance server --url http://127.0.0.1:PORT/mcp/conformance`
-//! once the HTTP transport exists; over TCP/stdio it can be driven by hand.
+//! Point the suite at this server, e.g.
+//! `conformance server --url http://127.0.0.1:PORT/mcp/conformance`; over TCP/stdio it can be
+//! driven by hand.
 
 use crate::jsonrpc::ErrorObject;
 use crate::server::{
@@ -64,6 +66,14 @@ pub const TOOL_NAMES: &[&str] = &[
     "test_missing_capability",
     "test_streaming_elicitation",
     "test_logging_tool",
+    "test_input_required_result_elicitation",
+    "test_input_required_result_sampling",
+    "test_input_required_result_list_roots",
+    "test_input_required_result_request_state",
+    "test_input_required_result_multiple_inputs",
+    "test_input_required_result_multi_round",
+    "test_input_required_result_tampered_state",
+    "test_input_required_result_capabilities",
     "test_trigger_tool_change",
     "test_trigger_prompt_change",
 ];
@@ -77,6 +87,7 @@ pub const PROMPT_NAMES: &[&str] = &[
     "test_prompt_with_arguments",
     "test_prompt_with_embedded_resource",
     "test_prompt_with_image",
+    "test_input_required_result_prompt",
 ];
 
 /// Candidate values offered by completion for the arguments of `test_prompt_with_arguments`.
@@ -90,14 +101,6 @@ pub fn factory() -> ServerFactory {
 }
 
 fn build() -> McpServer {
-    // TODO(http issue): the 2026-07-28 input-required (SEP-2322 MRTR) fixtures need
-    // `resultType: "input_required"` results, `inputRequests`/`inputResponses` and a signed
-    // `requestState`, which the server API cannot express yet:
-    // test_input_required_result_elicitation, test_input_required_result_sampling,
-    // test_input_required_result_list_roots, test_input_required_result_request_state,
-    // test_input_required_result_multiple_inputs, test_input_required_result_multi_round,
-    // test_input_required_result_tampered_state, test_input_required_result_capabilities
-    // (tools) and test_input_required_result_prompt (prompt).
     // TODO(http issue): http-custom-header-server-validation (SEP-2243) wants a tool with an
     // `x-mcp-header` string property; add one once the HTTP transport validates
     // `Mcp-Param-*` headers (listing it earlier turns "not testable" into failures).
@@ -119,6 +122,14 @@ fn build() -> McpServer {
         missing_capability(),
         streaming_elicitation(),
         logging_tool(),
+        input_required_elicitation(),
+        input_required_sampling(),
+        input_required_list_roots(),
+        input_required_confirm("test_input_required_result_request_state"),
+        input_required_multiple_inputs(),
+        input_required_multi_round(),
+        input_required_confirm("test_input_required_result_tampered_state"),
+        input_required_capabilities(),
         trigger_list_change("test_trigger_tool_change", "tools"),
         trigger_list_change("test_trigger_prompt_change", "prompts"),
     ];
@@ -246,6 +257,30 @@ fn build() -> McpServer {
                 },
             )
             .title("Prompt With Image"),
+        )
+        .prompt(
+            Prompt::new(
+                "test_input_required_result_prompt",
+                "A prompt that asks the user for context before it renders (input required)",
+                |_args, ctx| async move {
+                    let answer = ctx
+                        .request_client_keyed(
+                            "user_context",
+                            "elicitation/create",
+                            form(
+                                "What context should the prompt use?",
+                                json!({"context": {"type": "string", "description": "Context for the prompt"}}),
+                                &["context"],
+                            ),
+                        )
+                        .await?;
+                    let context = accepted_field(&answer, "context").unwrap_or("none given".into());
+                    Ok(user_messages(vec![Content::text(format!(
+                        "Use this context: {context}"
+                    ))]))
+                },
+            )
+            .title("Prompt Requiring Input"),
         )
 }
 
@@ -708,18 +743,268 @@ fn logging_tool() -> Tool {
         "Diagnostic logging validator tool",
         no_args(),
         |_args, ctx| async move {
-            // Logs through Ctx::log, which drops messages below the session's level.
-            // TODO(http issue): test_logging_tool on the 2026-07-28 wire must send no
-            // notifications/message unless the request's
-            // `_meta["io.modelcontextprotocol/logLevel"]` is set; the stateless HTTP path has
-            // to give the per-request core a level that suppresses all logs in that case
-            // (LogLevel has no "off" yet).
+            // Logs through Ctx::log, which drops messages below the session's level; under
+            // the stateless revision a request without `_meta[".../logLevel"]` gets none.
             ctx.log(
                 LogLevel::Info,
                 None,
                 json!("Diagnostic trace logging activated"),
             );
             Ok(ToolOutput::text("Logging evaluated"))
+        },
+    )
+}
+
+/// `elicitation/create` params for a form.
+fn form(message: &str, properties: Value, required: &[&str]) -> Value {
+    json!({
+        "message": message,
+        "requestedSchema": {"type": "object", "properties": properties, "required": required}
+    })
+}
+
+/// `sampling/createMessage` params for one user message.
+fn sample(text: &str, max_tokens: u32) -> Value {
+    json!({
+        "messages": [{"role": "user", "content": {"type": "text", "text": text}}],
+        "maxTokens": max_tokens
+    })
+}
+
+/// A field of an accepted elicitation, as text; `None` when the user declined, cancelled or
+/// left it out.
+fn accepted_field(answer: &Value, field: &str) -> Option<String> {
+    if answer.get("action").and_then(Value::as_str) != Some("accept") {
+        return None;
+    }
+    match answer.get("content")?.get(field)? {
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// How many roots a `roots/list` answer names.
+fn root_count(answer: &Value) -> usize {
+    answer
+        .get("roots")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+}
+
+fn ask_name(ctx: &Ctx) -> impl std::future::Future<Output = Result<Value, ErrorObject>> + '_ {
+    ctx.request_client_keyed(
+        "user_name",
+        "elicitation/create",
+        form(
+            "What is your name?",
+            json!({"name": {"type": "string", "description": "Your name"}}),
+            &["name"],
+        ),
+    )
+}
+
+fn input_required_elicitation() -> Tool {
+    Tool::new(
+        "test_input_required_result_elicitation",
+        "Asks the user's name (input required: elicitation, key user_name), then greets them",
+        no_args(),
+        |_args, ctx| async move {
+            let answer = ask_name(&ctx).await?;
+            Ok(match accepted_field(&answer, "name") {
+                Some(name) => ToolOutput::text(format!("Hello, {name}!")),
+                None => ToolOutput::text("Hello, whoever you are (no name given)."),
+            })
+        },
+    )
+}
+
+fn input_required_sampling() -> Tool {
+    Tool::new(
+        "test_input_required_result_sampling",
+        "Asks the client's model a question (input required: sampling, key capital_question)",
+        no_args(),
+        |_args, ctx| async move {
+            let answer = ctx
+                .request_client_keyed(
+                    "capital_question",
+                    "sampling/createMessage",
+                    sample("What is the capital of France?", 100),
+                )
+                .await?;
+            Ok(ToolOutput::text(format!(
+                "LLM response: {}",
+                sampled_text(&answer)
+            )))
+        },
+    )
+}
+
+fn input_required_list_roots() -> Tool {
+    Tool::new(
+        "test_input_required_result_list_roots",
+        "Asks the client for its roots (input required: roots/list, key client_roots)",
+        no_args(),
+        |_args, ctx| async move {
+            let answer = ctx
+                .request_client_keyed("client_roots", "roots/list", json!({}))
+                .await?;
+            let uris: Vec<&str> = answer
+                .get("roots")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(|x| x.get("uri")?.as_str()).collect())
+                .unwrap_or_default();
+            Ok(ToolOutput::text(format!(
+                "The client has {} root(s): {}",
+                uris.len(),
+                uris.join(", ")
+            )))
+        },
+    )
+}
+
+/// A tool that asks for a confirmation (key `confirm`). Under the stateless revision the
+/// retry carries the `requestState` the first answer came with, which the transport
+/// verifies before the tool runs again (a tampered state is refused with -32602).
+fn input_required_confirm(name: &str) -> Tool {
+    Tool::new(
+        name,
+        "Asks for a confirmation (input required: elicitation, key confirm; the retry carries requestState)",
+        no_args(),
+        |_args, ctx| async move {
+            let answer = ctx
+                .request_client_keyed(
+                    "confirm",
+                    "elicitation/create",
+                    form(
+                        "Please confirm",
+                        json!({"ok": {"type": "boolean", "description": "Confirm"}}),
+                        &["ok"],
+                    ),
+                )
+                .await?;
+            let ok = accepted_field(&answer, "ok").unwrap_or_else(|| "false".into());
+            Ok(ToolOutput::text(format!(
+                "state-ok: confirmed={ok}"
+            )))
+        },
+    )
+}
+
+fn input_required_multiple_inputs() -> Tool {
+    Tool::new(
+        "test_input_required_result_multiple_inputs",
+        "Asks for a name, a generated greeting and the roots at once (keys user_name, greeting, client_roots)",
+        no_args(),
+        |_args, ctx| async move {
+            // Asked together: one input_required result carries all three.
+            let greeting = ctx.request_client_keyed(
+                "greeting",
+                "sampling/createMessage",
+                sample("Generate a greeting", 50),
+            );
+            let roots = ctx.request_client_keyed("client_roots", "roots/list", json!({}));
+            let ((name, greeting), roots) =
+                futures_lite::future::zip(futures_lite::future::zip(ask_name(&ctx), greeting), roots)
+                    .await;
+            let (name, greeting, roots) = (name?, greeting?, roots?);
+            Ok(ToolOutput::text(format!(
+                "name={}, greeting={}, roots={}",
+                accepted_field(&name, "name").unwrap_or_default(),
+                sampled_text(&greeting),
+                root_count(&roots)
+            )))
+        },
+    )
+}
+
+fn input_required_multi_round() -> Tool {
+    Tool::new(
+        "test_input_required_result_multi_round",
+        "Asks two questions one after the other (input required twice: keys step1, step2)",
+        no_args(),
+        |_args, ctx| async move {
+            let first = ctx
+                .request_client_keyed(
+                    "step1",
+                    "elicitation/create",
+                    form(
+                        "Step 1: What is your name?",
+                        json!({"name": {"type": "string", "description": "Your name"}}),
+                        &["name"],
+                    ),
+                )
+                .await?;
+            let second = ctx
+                .request_client_keyed(
+                    "step2",
+                    "elicitation/create",
+                    form(
+                        "Step 2: What is your favorite color?",
+                        json!({"color": {"type": "string", "description": "Your favorite color"}}),
+                        &["color"],
+                    ),
+                )
+                .await?;
+            Ok(ToolOutput::text(format!(
+                "{} likes {}",
+                accepted_field(&first, "name").unwrap_or_else(|| "someone".into()),
+                accepted_field(&second, "color").unwrap_or_else(|| "no color".into())
+            )))
+        },
+    )
+}
+
+fn input_required_capabilities() -> Tool {
+    Tool::new(
+        "test_input_required_result_capabilities",
+        "Asks only through the capabilities the client declared (sampling: key sample_input; elicitation: key user_input)",
+        no_args(),
+        |_args, ctx| async move {
+            let caps = ctx.client_capabilities();
+            let (sampling, elicitation) = (
+                caps.get("sampling").is_some(),
+                caps.get("elicitation").is_some(),
+            );
+            let ask_sample = async {
+                if sampling {
+                    ctx.request_client_keyed(
+                        "sample_input",
+                        "sampling/createMessage",
+                        sample("Sample request", 50),
+                    )
+                    .await
+                    .map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let ask_user = async {
+                if elicitation {
+                    ctx.request_client_keyed(
+                        "user_input",
+                        "elicitation/create",
+                        form(
+                            "Any input for the tool?",
+                            json!({"input": {"type": "string", "description": "Input"}}),
+                            &[],
+                        ),
+                    )
+                    .await
+                    .map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let (sampled, elicited) = futures_lite::future::zip(ask_sample, ask_user).await;
+            let (sampled, elicited) = (sampled?, elicited?);
+            Ok(ToolOutput::text(format!(
+                "sampling: {}; elicitation: {}",
+                sampled.as_ref().map_or("not declared", sampled_text),
+                elicited
+                    .as_ref()
+                    .map_or("not declared".to_string(), |e| accepted_field(e, "input")
+                        .unwrap_or_else(|| "nothing given".into()))
+            )))
         },
     )
 }
@@ -743,6 +1028,7 @@ fn trigger_list_change(name: &str, kind: &'static str) -> Tool {
 mod tests {
     use super::*;
     use crate::jsonrpc::Id;
+    use crate::mcp::input::{self, InputRound, Outcome};
     use crate::mcp::revision::Revision;
     use crate::rt::{CancelToken, Host, OutMsg, Outbound, SendError};
     use crate::server::{CoreLimits, HandlerResult, SessionCore};
@@ -824,6 +1110,39 @@ mod tests {
         Harness { core, out, host }
     }
 
+    /// A per-request core of the stateless revision, as the HTTP transport builds it.
+    fn stateless_harness(client_capabilities: Value, log_level: Option<&str>) -> Harness {
+        let out = Rc::new(Captured::default());
+        let host = Rc::new(FakeHost::default());
+        let mut m = json!({
+            crate::mcp::meta::PROTOCOL_VERSION: "2026-07-28",
+            crate::mcp::meta::CLIENT_CAPABILITIES: client_capabilities,
+        });
+        if let Some(level) = log_level {
+            m[crate::mcp::meta::LOG_LEVEL] = json!(level);
+        }
+        let mut params = Map::new();
+        params.insert("_meta".into(), m);
+        let meta = crate::mcp::meta::RequestMeta::parse(&params).expect("valid _meta");
+        let core = SessionCore::stateless(
+            SessionId::from_bytes([9; 16]),
+            Rc::new((factory())()),
+            out.clone(),
+            host.clone(),
+            CoreLimits {
+                in_flight_max: 8,
+                client_requests_max: 4,
+                client_request_timeout: Duration::from_secs(60),
+                page_size: 100,
+                batch_max: 8,
+                shard: 0,
+            },
+            Revision::V2026_07_28,
+            &meta,
+        );
+        Harness { core, out, host }
+    }
+
     fn all_caps() -> Value {
         json!({"sampling": {}, "elicitation": {}, "roots": {}})
     }
@@ -857,6 +1176,18 @@ mod tests {
             assert!(self.core.complete_client_request(&id, Ok(answer)));
             let result = block_on(fut).expect("tool result").to_json(self.rev());
             (request, result)
+        }
+        /// Runs a tool under an input round holding `answers` (stateless revision).
+        fn call_round(&self, name: &str, answers: Value) -> Outcome {
+            let tool = self.core.server.find_tool(name).expect("tool exists");
+            let round = InputRound::new(answers.as_object().cloned().unwrap_or_default(), 4);
+            let ctx = self.ctx(None).with_input(round.clone());
+            let rev = self.rev();
+            let fut = (tool.handler)(Map::new(), ctx);
+            block_on(input::run(
+                Box::pin(async move { fut.await.map(|o| o.to_json(rev)) }),
+                round,
+            ))
         }
         fn prompt(&self, name: &str, args: Value) -> Value {
             let p = self
@@ -930,9 +1261,6 @@ mod tests {
         assert_eq!(templates, [TEMPLATE_URI]);
         let prompts: Vec<&str> = server.prompts.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(prompts, PROMPT_NAMES);
-        assert!(server
-            .find_tool("test_input_required_result_elicitation")
-            .is_none());
     }
 
     #[test]
@@ -1267,5 +1595,196 @@ mod tests {
         let t = &server.templates[0];
         let complete = t.complete.as_ref().expect("completer");
         assert_eq!(complete("id", "1", &Map::new()), ["123"]);
+    }
+
+    fn input_required(o: Outcome) -> input::InputRequired {
+        match o {
+            Outcome::InputRequired(ir) => ir,
+            Outcome::Complete(r) => panic!("expected input_required, got {r:?}"),
+        }
+    }
+
+    fn complete(o: Outcome) -> Value {
+        match o {
+            Outcome::Complete(Ok(v)) => v,
+            Outcome::Complete(Err(e)) => panic!("expected a result, got {e:?}"),
+            Outcome::InputRequired(ir) => panic!("expected a result, got {ir:?}"),
+        }
+    }
+
+    fn methods(ir: &input::InputRequired) -> Vec<(&str, &str)> {
+        ir.requests
+            .iter()
+            .map(|(k, v)| (k.as_str(), v["method"].as_str().unwrap_or("")))
+            .collect()
+    }
+
+    #[test]
+    fn input_required_rounds() {
+        let h = stateless_harness(all_caps(), None);
+        let ir = input_required(h.call_round("test_input_required_result_elicitation", json!({})));
+        assert_eq!(methods(&ir), [("user_name", "elicitation/create")]);
+        assert_eq!(
+            ir.requests["user_name"]["params"]["requestedSchema"]["type"],
+            "object"
+        );
+        let r = complete(h.call_round(
+            "test_input_required_result_elicitation",
+            json!({"user_name": {"action": "accept", "content": {"name": "Alice"}}}),
+        ));
+        assert_eq!(r["content"][0]["text"], "Hello, Alice!");
+        // A wrong key or an answer of the wrong shape asks again.
+        for answers in [
+            json!({"wrong_key": {"action": "accept"}}),
+            json!({"user_name": 12345}),
+        ] {
+            input_required(h.call_round("test_input_required_result_elicitation", answers));
+        }
+
+        // Three questions asked together come back in one result.
+        let ir =
+            input_required(h.call_round("test_input_required_result_multiple_inputs", json!({})));
+        assert_eq!(
+            methods(&ir),
+            [
+                ("user_name", "elicitation/create"),
+                ("greeting", "sampling/createMessage"),
+                ("client_roots", "roots/list")
+            ]
+        );
+        let r = complete(h.call_round(
+            "test_input_required_result_multiple_inputs",
+            json!({
+                "user_name": {"action": "accept", "content": {"name": "Alice"}},
+                "greeting": {"role": "assistant", "content": {"type": "text", "text": "Hello there!"}, "model": "m"},
+                "client_roots": {"roots": [{"uri": "file:///test/root"}]}
+            }),
+        ));
+        assert_eq!(
+            r["content"][0]["text"],
+            "name=Alice, greeting=Hello there!, roots=1"
+        );
+
+        // An unkeyed client request is keyed by its rank.
+        let ir = input_required(h.call_round("test_elicitation_sep1034_defaults", json!({})));
+        assert_eq!(methods(&ir), [("input-0", "elicitation/create")]);
+    }
+
+    #[test]
+    fn multi_round_carries_answers_in_sealed_state() {
+        use crate::mcp::request_state::{self, Binding, StateKey};
+        let h = stateless_harness(all_caps(), None);
+        let key = StateKey::generate().expect("randomness");
+        let args = json!({});
+        let binding = Binding {
+            server: SERVER_NAME,
+            method: "tools/call",
+            name: "test_input_required_result_multi_round",
+            arguments: &args,
+        };
+        let tool = "test_input_required_result_multi_round";
+        let r1 = input_required(h.call_round(tool, json!({})));
+        assert_eq!(methods(&r1), [("step1", "elicitation/create")]);
+        let state1 = r1.to_result(&key, &binding, 1_000)["requestState"].clone();
+        // Round 2: the state (nothing answered yet) plus the first answer.
+        let mut answers =
+            request_state::open(&key, state1.as_str().unwrap(), &binding, 2_000, 60_000)
+                .expect("verified");
+        answers.insert(
+            "step1".into(),
+            json!({"action": "accept", "content": {"name": "Alice"}}),
+        );
+        let r2 = input_required(h.call_round(tool, Value::Object(answers)));
+        assert_eq!(methods(&r2), [("step2", "elicitation/create")]);
+        let result2 = r2.to_result(&key, &binding, 2_000);
+        assert_eq!(result2["resultType"], "input_required");
+        assert_ne!(result2["requestState"], state1);
+        // Round 3: step1 comes from the state only, step2 from the retry.
+        let mut answers = request_state::open(
+            &key,
+            result2["requestState"].as_str().unwrap(),
+            &binding,
+            3_000,
+            60_000,
+        )
+        .expect("verified");
+        assert!(answers.contains_key("step1"));
+        answers.insert(
+            "step2".into(),
+            json!({"action": "accept", "content": {"color": "blue"}}),
+        );
+        let r = complete(h.call_round(tool, Value::Object(answers)));
+        assert_eq!(r["content"][0]["text"], "Alice likes blue");
+    }
+
+    #[test]
+    fn input_follows_declared_capabilities() {
+        let h = stateless_harness(json!({"sampling": {}}), None);
+        let ir = input_required(h.call_round("test_input_required_result_capabilities", json!({})));
+        assert_eq!(methods(&ir), [("sample_input", "sampling/createMessage")]);
+        let h = stateless_harness(json!({}), None);
+        let r = complete(h.call_round("test_input_required_result_capabilities", json!({})));
+        assert_eq!(
+            r["content"][0]["text"],
+            "sampling: not declared; elicitation: not declared"
+        );
+        // Asking through an undeclared capability is -32021 under the stateless revision.
+        match h.call_round("test_input_required_result_sampling", json!({})) {
+            Outcome::Complete(Err(e)) => {
+                assert_eq!(e.code, MISSING_REQUIRED_CLIENT_CAPABILITY);
+                assert_eq!(
+                    e.data,
+                    Some(json!({"requiredCapabilities": {"sampling": {}}}))
+                );
+            }
+            _ => panic!("expected -32021"),
+        }
+    }
+
+    #[test]
+    fn prompt_asks_for_input() {
+        let h = stateless_harness(all_caps(), None);
+        let p = h
+            .core
+            .server
+            .prompts
+            .iter()
+            .find(|p| p.name == "test_input_required_result_prompt")
+            .expect("prompt");
+        let run = |answers: Value| {
+            let round = InputRound::new(answers.as_object().cloned().unwrap_or_default(), 4);
+            let fut = (p.get)(Map::new(), h.ctx(None).with_input(round.clone()));
+            let rev = h.rev();
+            block_on(input::run(
+                Box::pin(async move { fut.await.map(|o| o.to_json(rev)) }),
+                round,
+            ))
+        };
+        let ir = input_required(run(json!({})));
+        assert_eq!(methods(&ir), [("user_context", "elicitation/create")]);
+        let r = complete(run(
+            json!({"user_context": {"action": "accept", "content": {"context": "test context"}}}),
+        ));
+        assert_eq!(
+            r["messages"][0]["content"]["text"],
+            "Use this context: test context"
+        );
+    }
+
+    #[test]
+    fn stateless_logging_needs_a_level() {
+        let h = stateless_harness(json!({}), None);
+        h.call("test_logging_tool", json!({}), None).expect("ok");
+        h.call("test_tool_with_logging", json!({}), None)
+            .expect("ok");
+        assert!(h.out.take().is_empty());
+        let h = stateless_harness(json!({}), Some("info"));
+        h.call("test_tool_with_logging", json!({}), None)
+            .expect("ok");
+        assert_eq!(h.out.take().len(), 3);
+        let h = stateless_harness(json!({}), Some("error"));
+        h.call("test_tool_with_logging", json!({}), None)
+            .expect("ok");
+        assert!(h.out.take().is_empty());
     }
 }

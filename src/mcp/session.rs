@@ -356,18 +356,13 @@ impl Session {
 /// The `initialize` result: negotiated revision, capabilities, server info, instructions.
 pub fn initialize_result(core: &SessionCore, rev: Revision) -> Value {
     let server = &core.server;
-    let mut info = Map::new();
-    info.insert("name".into(), json!(server.name));
-    info.insert("version".into(), json!(server.version));
-    if rev.has_structured_output() {
-        if let Some(t) = &server.title {
-            info.insert("title".into(), json!(t));
-        }
-    }
     let mut result = Map::new();
     result.insert("protocolVersion".into(), json!(rev.as_str()));
     result.insert("capabilities".into(), server_capabilities(rev));
-    result.insert("serverInfo".into(), Value::Object(info));
+    result.insert(
+        "serverInfo".into(),
+        crate::mcp::methods::discover::server_info(server, rev),
+    );
     if let Some(i) = &server.instructions {
         result.insert("instructions".into(), json!(i));
     }

@@ -1,9 +1,13 @@
-//! Test harness for the TCP integration tests: starts the real `ringmcp serve` binary on a
-//! free 127.0.0.1 port and talks newline-delimited JSON-RPC to it over plain
-//! `std::net::TcpStream`s, exactly as a user would. Every wait is bounded, so a test that
-//! goes wrong fails instead of hanging.
+//! Test harness for the integration tests: starts the real `ringmcp serve` binary on free
+//! 127.0.0.1 ports and talks newline-delimited JSON-RPC to it over plain
+//! `std::net::TcpStream`s, exactly as a user would ([`http`] does the same for Streamable
+//! HTTP; [`external`] runs the SDK clients and the conformance suite). Every wait is bounded,
+//! so a test that goes wrong fails instead of hanging.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod external;
+pub mod http;
 
 use serde_json::{json, Value};
 use std::collections::{HashSet, VecDeque};

@@ -17,6 +17,6 @@ pub fn set_level(req: Request<'_>) -> Result<Value, ErrorObject> {
                 "params.level must be one of debug, info, notice, warning, error, critical, alert, emergency",
             )
         })?;
-    req.core.log_level.set(level);
+    req.core.log_level.set(Some(level));
     Ok(json!({}))
 }

@@ -1,13 +1,46 @@
 //! One module per MCP method family, plus the pagination helper they share.
 
 pub mod completion;
+pub mod discover;
 pub mod logging;
 pub mod prompts;
 pub mod resources;
 pub mod tools;
 
 use crate::jsonrpc::ErrorObject;
-use serde_json::{Map, Value};
+use crate::mcp::revision::Revision;
+use serde_json::{json, Map, Value};
+
+/// `ttlMs` of list and read results and of `server/discover` (2026-07-28). Zero: the
+/// client should fetch again when it needs the answer, because tools, prompts and
+/// resources may change at any time (clients holding a `subscriptions/listen` stream learn
+/// of changes as they happen and may cache until then).
+pub const RESULT_TTL_MS: u64 = 0;
+
+/// Who may share a cached result (`cacheScope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheScope {
+    /// The same for every client of the server (lists, discovery).
+    Public,
+    /// Only for the client that asked (resource contents, which a handler may compute per
+    /// caller).
+    Private,
+}
+
+/// Adds the caching hints `ttlMs` and `cacheScope` when the revision has them.
+pub fn cacheable(rev: Revision, mut result: Value, scope: CacheScope) -> Value {
+    if rev.has_cache_hints() {
+        if let Value::Object(m) = &mut result {
+            m.insert("ttlMs".into(), json!(RESULT_TTL_MS));
+            let scope = match scope {
+                CacheScope::Public => "public",
+                CacheScope::Private => "private",
+            };
+            m.insert("cacheScope".into(), json!(scope));
+        }
+    }
+    result
+}
 
 /// Cuts one page out of `len` items: returns the index range and the next cursor. The
 /// cursor is opaque to clients; it encodes the offset of the next page.
@@ -68,6 +101,22 @@ mod tests {
             }
         }
         assert_eq!((seen, pages), (7, 3));
+    }
+
+    #[test]
+    fn cache_hints_follow_the_revision() {
+        let v = cacheable(
+            Revision::V2026_07_28,
+            json!({"tools": []}),
+            CacheScope::Public,
+        );
+        assert_eq!(v, json!({"tools": [], "ttlMs": 0, "cacheScope": "public"}));
+        let v = cacheable(
+            Revision::V2025_11_25,
+            json!({"tools": []}),
+            CacheScope::Public,
+        );
+        assert_eq!(v, json!({"tools": []}));
     }
 
     #[test]

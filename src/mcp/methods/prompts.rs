@@ -1,6 +1,6 @@
 //! `prompts/list` and `prompts/get`.
 
-use super::{list_result, page};
+use super::{cacheable, list_result, page, CacheScope};
 use crate::jsonrpc::ErrorObject;
 use crate::mcp::dispatch::{Dispatched, Request};
 use serde_json::{Map, Value};
@@ -11,7 +11,11 @@ pub fn list(req: Request<'_>) -> Result<Value, ErrorObject> {
     let prompts = &req.core.server.prompts;
     let (range, next) = page(&req.params, prompts.len(), req.core.limits.page_size)?;
     let items = prompts[range].iter().map(|p| p.describe(rev)).collect();
-    Ok(list_result("prompts", items, next))
+    Ok(cacheable(
+        rev,
+        list_result("prompts", items, next),
+        CacheScope::Public,
+    ))
 }
 
 /// `prompts/get`: checks required arguments, then renders the prompt.

@@ -1,6 +1,6 @@
 //! `tools/list` and `tools/call`.
 
-use super::{list_result, page};
+use super::{cacheable, list_result, page, CacheScope};
 use crate::jsonrpc::ErrorObject;
 use crate::mcp::dispatch::{Dispatched, Request};
 use crate::schema;
@@ -19,7 +19,11 @@ pub fn list(req: Request<'_>) -> Result<Value, ErrorObject> {
         .collect();
     let (range, next) = page(&req.params, visible.len(), req.core.limits.page_size)?;
     let items = visible[range].iter().map(|t| t.describe(rev)).collect();
-    Ok(list_result("tools", items, next))
+    Ok(cacheable(
+        rev,
+        list_result("tools", items, next),
+        CacheScope::Public,
+    ))
 }
 
 /// `tools/call`: checks the arguments against the tool's input schema, then runs its handler.

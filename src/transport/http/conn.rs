@@ -66,6 +66,15 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
         }
         glommio::spawn_local(handle(shard.clone(), stream)).detach();
     }
+    drop(listener);
+    // Let the connections finish what they were asked (sessions drain in
+    // `sweep_sessions`), a little longer than the grace period.
+    let grace =
+        Duration::from_millis(shard.config.server.shutdown_grace_ms) + Duration::from_secs(1);
+    let deadline = Instant::now() + grace;
+    while shard.connections.get() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 fn reason(status: u16) -> &'static str {
@@ -324,7 +333,9 @@ async fn handle(shard: Rc<Shard>, stream: TcpStream) {
                 )
                 .await;
                 shard.http.drop_exchange(exchange.key);
-                if !ok {
+                // The client hung up, or fell so far behind that the exchange was closed:
+                // either way the owner must stop sending to it.
+                if !ok || exchange.is_closed() {
                     exchange.close();
                     if let Some((owner, session)) = forwarded {
                         shard.mesh_send(

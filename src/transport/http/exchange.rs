@@ -60,6 +60,8 @@ pub struct Exchange {
     waker: RefCell<Option<Waker>>,
     /// The consumer (HTTP connection) is gone or stopped reading.
     closed: Cell<bool>,
+    /// The producer waiting in [`Exchange::closed`], if any.
+    close_waker: RefCell<Option<Waker>>,
     events_max: usize,
     /// This exchange's key in the shard's table (for events arriving over the mesh).
     pub key: u64,
@@ -72,6 +74,7 @@ impl Exchange {
             queue: RefCell::new(VecDeque::new()),
             waker: RefCell::new(None),
             closed: Cell::new(false),
+            close_waker: RefCell::new(None),
             events_max,
             key,
         })
@@ -120,6 +123,21 @@ impl Exchange {
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
         }
+        if let Some(w) = self.close_waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// Resolves once the consumer is gone: a producer that streams until the client
+    /// leaves (a stateless `subscriptions/listen`) waits on this. One waiter at a time.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.closed.get() {
+                return Poll::Ready(());
+            }
+            *self.close_waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
     }
 
     /// Whether the consumer is gone.

@@ -34,6 +34,9 @@ pub enum HttpMsg {
     Forward {
         /// The session.
         session: SessionId,
+        /// The hosted server whose endpoint the request came to (a session answers only at
+        /// its own).
+        server: String,
         /// What the client asked.
         op: SessionOp,
         /// The shard holding the client's connection.
@@ -93,6 +96,7 @@ pub fn on_mesh(shard: &Rc<Shard>, msg: HttpMsg) {
     match msg {
         HttpMsg::Forward {
             session,
+            server,
             op,
             reply_shard,
             reply_exchange,
@@ -102,7 +106,7 @@ pub fn on_mesh(shard: &Rc<Shard>, msg: HttpMsg) {
                 shard: reply_shard,
                 exchange: reply_exchange,
             };
-            streamable::apply(shard, http, session, op, reply);
+            streamable::apply(shard, http, session, &server, op, reply);
         }
         HttpMsg::Event { exchange, event } => {
             let x = http.exchanges.borrow().get(&exchange).cloned();
@@ -222,10 +226,10 @@ async fn mcp_endpoint(
     body: Vec<u8>,
     server: &str,
 ) -> Response {
-    let version = head.header("mcp-protocol-version");
-    if version == Some(STATELESS_REVISION) {
+    if stateless::routes_here(head, &body) {
         return stateless::handle(shard, head, body, server).await;
     }
+    let version = head.header("mcp-protocol-version");
     if let Some(v) = version {
         if Revision::parse(v).is_none() {
             return Response::error(
@@ -257,9 +261,6 @@ async fn mcp_endpoint(
             }
             match session_header {
                 None => {
-                    if stateless::looks_stateless(&body) {
-                        return stateless::handle(shard, head, body, server).await;
-                    }
                     let mut body = body;
                     match streamable::initialize(shard, &shard.http, server, &mut body) {
                         Ok((bytes, id)) => Response::Full {
@@ -276,7 +277,7 @@ async fn mcp_endpoint(
                 }
                 Some(id) => {
                     let priming = version.and_then(Revision::parse) >= Some(Revision::V2025_11_25);
-                    to_session(shard, id, SessionOp::Post { body }, priming)
+                    to_session(shard, id, server, SessionOp::Post { body }, priming)
                 }
             }
         }
@@ -291,6 +292,7 @@ async fn mcp_endpoint(
             to_session(
                 shard,
                 id,
+                server,
                 SessionOp::Get {
                     last_event_id: last,
                 },
@@ -301,7 +303,7 @@ async fn mcp_endpoint(
             let Some(id) = session_header else {
                 return Response::error(400, "missing Mcp-Session-Id header");
             };
-            to_session(shard, id, SessionOp::Delete, false)
+            to_session(shard, id, server, SessionOp::Delete, false)
         }
         _ => method_not_allowed("GET, POST, DELETE"),
     }
@@ -309,14 +311,21 @@ async fn mcp_endpoint(
 
 /// Sends an operation to the session's owner shard (this one or another) and returns the
 /// exchange its answer arrives on.
-fn to_session(shard: &Rc<Shard>, id: &str, op: SessionOp, priming: bool) -> Response {
+fn to_session(shard: &Rc<Shard>, id: &str, server: &str, op: SessionOp, priming: bool) -> Response {
     let Ok(id) = id.parse::<SessionId>() else {
         return Response::error(404, "session not found (malformed Mcp-Session-Id)");
     };
     let owner = shard_for(id.as_bytes(), shard.count);
     if owner == shard.index {
         let x = shard.http.new_exchange(shard, false);
-        streamable::apply(shard, &shard.http, id, op, ReplyTo::Local(x.clone()));
+        streamable::apply(
+            shard,
+            &shard.http,
+            id,
+            server,
+            op,
+            ReplyTo::Local(x.clone()),
+        );
         return Response::Exchange {
             exchange: x,
             headers: Vec::new(),
@@ -329,6 +338,7 @@ fn to_session(shard: &Rc<Shard>, id: &str, op: SessionOp, priming: bool) -> Resp
         owner,
         MeshMsg::Http(HttpMsg::Forward {
             session: id,
+            server: server.to_string(),
             op,
             reply_shard: shard.index,
             reply_exchange: x.key,
@@ -361,6 +371,7 @@ fn legacy_sse(shard: &Rc<Shard>, head: &RequestHead, server: &str) -> Response {
         shard,
         &shard.http,
         s.id,
+        server,
         SessionOp::Get {
             last_event_id: None,
         },
@@ -378,19 +389,14 @@ fn legacy_sse(shard: &Rc<Shard>, head: &RequestHead, server: &str) -> Response {
     }
 }
 
-fn legacy_messages(
-    shard: &Rc<Shard>,
-    head: &RequestHead,
-    body: Vec<u8>,
-    _server: &str,
-) -> Response {
+fn legacy_messages(shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>, server: &str) -> Response {
     if head.method != "POST" {
         return method_not_allowed("POST");
     }
     let Some(id) = head.query_param("sessionId").map(str::to_string) else {
         return Response::error(400, "missing sessionId query parameter");
     };
-    to_session(shard, &id, SessionOp::Post { body }, false)
+    to_session(shard, &id, server, SessionOp::Post { body }, false)
 }
 
 /// Ends sessions idle for longer than `http.session_idle_timeout_ms` (a client holding
@@ -424,7 +430,17 @@ pub async fn sweep_sessions(shard: Rc<Shard>) {
             streamable::remove(&shard, &shard.http, &id);
         }
     }
-    // Shutdown: end every session's streams so their connections can close.
+    // Shutdown: no new requests; those in flight run for up to the grace period; then every
+    // session's streams end so their connections can close.
+    let sessions: Vec<Rc<HttpSession>> = shard.http.sessions.borrow().values().cloned().collect();
+    for s in &sessions {
+        s.begin_shutdown();
+    }
+    let deadline = Instant::now() + Duration::from_millis(shard.config.server.shutdown_grace_ms);
+    while sessions.iter().any(|s| s.in_flight() > 0) && Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+    drop(sessions);
     let ids: Vec<SessionId> = shard.http.sessions.borrow().keys().copied().collect();
     for id in ids {
         streamable::remove(&shard, &shard.http, &id);

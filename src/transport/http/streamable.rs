@@ -171,6 +171,8 @@ impl Outbound for StreamOutbound {
 pub struct HttpSession {
     /// The id.
     pub id: SessionId,
+    /// The hosted server it belongs to: only its endpoint knows the session.
+    pub server: String,
     /// The legacy HTTP+SSE transport (every message on the GET stream).
     pub legacy: bool,
     session: RefCell<Session>,
@@ -189,6 +191,16 @@ impl HttpSession {
     /// Whether a client holds the standalone stream open.
     pub fn has_listener(&self) -> bool {
         self.standalone.has_live_target()
+    }
+
+    /// Refuses new requests from now on (-32004); running ones go on.
+    pub fn begin_shutdown(&self) {
+        self.session.borrow_mut().begin_shutdown();
+    }
+
+    /// Requests running now.
+    pub fn in_flight(&self) -> usize {
+        self.session.borrow().in_flight()
     }
 
     /// The negotiated revision.
@@ -254,6 +266,7 @@ pub fn create(
     let core = SessionCore::new(id, srv, out, host, shard.core_limits());
     let s = Rc::new(HttpSession {
         id,
+        server: server.to_string(),
         legacy,
         session: RefCell::new(Session::new(core)),
         standalone,
@@ -287,9 +300,18 @@ fn rpc_error_body(error: &ErrorObject) -> Vec<u8> {
     jsonrpc::encode_error(None, error)
 }
 
-/// Runs one operation on a session this shard owns, answering through `reply`.
-pub fn apply(shard: &Rc<Shard>, http: &HttpShared, id: SessionId, op: SessionOp, reply: ReplyTo) {
-    let Some(s) = http.sessions.borrow().get(&id).cloned() else {
+/// Runs one operation on a session this shard owns, answering through `reply`. A session
+/// is found only at the endpoint of its own `server`.
+pub fn apply(
+    shard: &Rc<Shard>,
+    http: &HttpShared,
+    id: SessionId,
+    server: &str,
+    op: SessionOp,
+    reply: ReplyTo,
+) {
+    let found = http.sessions.borrow().get(&id).cloned();
+    let Some(s) = found.filter(|s| s.server == server) else {
         reply.send(
             shard,
             full(
