@@ -832,19 +832,12 @@ impl SessionCore {
         meta: &RequestMeta,
     ) -> Rc<Self> {
         debug_assert!(!revision.has_sessions());
-        Rc::new(SessionCore {
-            id,
-            server,
-            out,
-            host,
-            limits,
-            revision: Cell::new(revision),
-            log_level: Cell::new(meta.log_level),
-            client_capabilities: RefCell::new(meta.client_capabilities.clone()),
-            client_info: RefCell::new(meta.client_info.clone()),
-            pending: RefCell::new(HashMap::new()),
-            next_request: Cell::new(0),
-        })
+        let core = Self::new(id, server, out, host, limits);
+        core.revision.set(revision);
+        core.log_level.set(meta.log_level);
+        *core.client_capabilities.borrow_mut() = meta.client_capabilities.clone();
+        *core.client_info.borrow_mut() = meta.client_info.clone();
+        core
     }
 
     /// The negotiated revision.

@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::wait_timeout;
-use std::io::{BufRead, BufReader};
+use common::{read_lines, serve_on_any_port, sigterm_child, wait_timeout};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -133,16 +132,7 @@ fn serve_refuses_a_connection_target_the_host_cannot_hold() {
         eprintln!("skipped: RLIMIT_NOFILE {hard} holds 100000 connections on this host");
         return;
     }
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--shards",
-            "1",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
+    let mut child = serve_on_any_port(1)
         .args(["--set", "server.connections_target=100000"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -163,31 +153,14 @@ fn serve_refuses_a_connection_target_the_host_cannot_hold() {
 
 #[test]
 fn serve_starts_on_an_unready_host_when_allowed() {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--shards",
-            "1",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
+    let mut child = serve_on_any_port(1)
         .args(["--set", "server.connections_target=100000000"])
         .arg("--allow-unready-host")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ringmcp serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, _) = read_lines(child.stderr.take().unwrap());
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !log.iter().any(|l: &String| l.contains("listening on")) {
@@ -200,10 +173,7 @@ fn serve_starts_on_an_unready_host_when_allowed() {
             }
         }
     }
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    sigterm_child(&child);
     let status = wait_timeout(&mut child, Duration::from_secs(20));
     assert!(status.success(), "{}", log.join("\n"));
     let log = log.join("\n");

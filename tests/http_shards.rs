@@ -10,7 +10,7 @@ use common::http::*;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SHARDS: usize = 2;
 /// Requests sent at first.
@@ -104,11 +104,7 @@ fn check_request(m: &mut McpSession, c: &mut Http, kind: Kind, i: usize) {
         }
         Kind::Progress => {
             let token = format!("tok-{i}");
-            let (id, msg) = m.req(
-                "tools/call",
-                json!({"name": "long_task", "arguments": {"steps": 3, "interval_ms": 5},
-                       "_meta": {"progressToken": token}}),
-            );
+            let (id, msg) = m.req("tools/call", long_task(3, 5, token.as_str()));
             let r = m.post_on(c, &msg);
             assert_eq!(r.status(), 200, "{r:?}");
             let events = r.events();
@@ -166,12 +162,7 @@ fn one_session_over_many_connections_is_served_from_both_shards() {
     for shard in [owner, 1 - owner] {
         let mut c = connection_on(&s, shard);
         let h = post_headers(Some(&m.id), Some(LATEST));
-        let r = c.request(
-            "POST",
-            "/mcp/conformance",
-            &h,
-            Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-        );
+        let r = c.request("POST", "/mcp/conformance", &h, Some(PING));
         assert_eq!(r.status(), 404, "via shard {shard}: {r:?}");
     }
 
@@ -235,21 +226,12 @@ fn get_stream_receives_notifications_triggered_on_either_shard() {
     g.abort();
     other.tool("toggle_extra_tool", json!({}));
     m.tool("increment_counter", json!({"by": 3}));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut g2 = loop {
-        let mut g2 = connection_on(&s, owner);
-        let h = m.open_get(&mut g2, Some(&last_id));
-        if h.status == 200 {
-            break g2;
-        }
-        assert_eq!(h.status, 409, "{h:?}");
-        g2.body(&h);
-        assert!(
-            Instant::now() < deadline,
-            "the forwarded stream was never freed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut g2 = m.get_once_freed(
+        || connection_on(&s, owner),
+        Some(&last_id),
+        Duration::from_secs(5),
+        "the forwarded stream was never freed",
+    );
     // The two come from different shards: either order is right.
     let mut replayed: Vec<String> = (0..2)
         .map(|_| {
@@ -280,13 +262,8 @@ fn post_stream_dropped_on_one_shard_resumes_on_the_other() {
         (1 - owner, 1 - owner),
     ] {
         let mut c = connection_on(&s, post_shard);
-        let (id, msg) = m.req(
-            "tools/call",
-            json!({"name": "long_task", "arguments": {"steps": 6, "interval_ms": 40},
-                   "_meta": {"progressToken": "x"}}),
-        );
-        m.send_on(&mut c, &msg);
-        assert!(c.head().is_sse());
+        let (id, msg) = m.req("tools/call", long_task(6, 40, "x"));
+        m.post_stream_on(&mut c, &msg);
         let (ev, v) = c.message();
         assert_eq!(v["params"]["progress"].as_f64(), Some(1.0), "{v}");
         let last = ev.id.clone().expect("id");
@@ -294,12 +271,7 @@ fn post_stream_dropped_on_one_shard_resumes_on_the_other() {
         let mut g = connection_on(&s, get_shard);
         let h = m.open_get(&mut g, Some(&last));
         assert_eq!(h.status, 200, "{h:?}");
-        let msgs: Vec<Value> = g
-            .rest_of_stream()
-            .iter()
-            .filter(|e| !e.data.is_empty())
-            .map(SseEvent::json)
-            .collect();
+        let msgs = g.rest_messages();
         let progress: Vec<f64> = msgs[..msgs.len() - 1]
             .iter()
             .map(|p| p["params"]["progress"].as_f64().expect("progress"))
@@ -318,25 +290,14 @@ fn post_stream_dropped_on_one_shard_resumes_on_the_other() {
 #[test]
 fn legacy_sse_session_takes_posts_from_both_shards() {
     let s = server();
-    let mut g = Http::connect(s.http_port);
-    g.send(
-        "GET",
-        "/mcp/demo/sse",
-        &[("Accept", "text/event-stream")],
-        None,
-    );
-    assert_eq!(g.head().status, 200);
+    let (mut g, h) = open_event_stream(s.http_port, "/mcp/demo/sse");
+    assert_eq!(h.status, 200);
     let endpoint = g.event();
     assert_eq!(endpoint.event.as_deref(), Some("endpoint"));
     let url = endpoint.data;
     let post = |c: &mut Http, body: Value| {
         let body = serde_json::to_vec(&body).unwrap();
-        let r = c.request(
-            "POST",
-            &url,
-            &[("Content-Type", "application/json")],
-            Some(&body),
-        );
+        let r = legacy_post(c, &url, &body);
         assert_eq!(r.status(), 202, "{r:?}");
     };
     let (mut c, _) = connection(&s);

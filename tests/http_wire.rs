@@ -21,6 +21,11 @@ fn init(s: &Server, revision: &str) -> McpSession {
     McpSession::initialize(s.http_port, "/mcp", revision)
 }
 
+/// POSTs a ping to `path` with `headers` over a new connection.
+fn post_ping(s: &Server, path: &str, headers: &[(&str, &str)]) -> Response {
+    Http::connect(s.http_port).request("POST", path, headers, Some(PING))
+}
+
 fn progress_values(msgs: &[Value]) -> Vec<f64> {
     msgs.iter()
         .map(|m| {
@@ -117,11 +122,7 @@ fn long_task_with_a_progress_token_streams_sse_with_a_priming_event() {
     let s = server();
     let mut m = init(&s, LATEST);
     let mut c = Http::connect(s.http_port);
-    let (id, msg) = m.req(
-        "tools/call",
-        json!({"name": "long_task", "arguments": {"steps": 4, "interval_ms": 20},
-               "_meta": {"progressToken": "tok-1"}}),
-    );
+    let (id, msg) = m.req("tools/call", long_task(4, 20, "tok-1"));
     let r = m.post_on(&mut c, &msg);
     assert_eq!(r.status(), 200, "{r:?}");
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
@@ -165,11 +166,7 @@ fn long_task_with_a_progress_token_streams_sse_with_a_priming_event() {
 
     // Under 2025-06-18 there is no priming event: the first event is the first progress.
     let mut old = init(&s, "2025-06-18");
-    let (_, msg) = old.req(
-        "tools/call",
-        json!({"name": "long_task", "arguments": {"steps": 2, "interval_ms": 10},
-               "_meta": {"progressToken": 7}}),
-    );
+    let (_, msg) = old.req("tools/call", long_task(2, 10, 7));
     let r = old.post(&msg);
     let events = r.events();
     assert_eq!(events.len(), 3, "{events:?}");
@@ -312,12 +309,7 @@ fn foreign_host_and_origin_are_403() {
     let port_host = format!("evil.example.com:{}", s.http_port);
     let mut h = m.headers();
     h.push(("Host", &port_host));
-    let r = Http::connect(s.http_port).request(
-        "POST",
-        "/mcp",
-        &h,
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-    );
+    let r = post_ping(&s, "/mcp", &h);
     assert_eq!(r.status(), 403, "{r:?}");
 
     let mut h = post_headers(None, None);
@@ -337,14 +329,8 @@ fn foreign_host_and_origin_are_403() {
 fn unknown_session_and_unknown_path_are_404() {
     let s = server();
     let m = init(&s, LATEST);
-    let ping = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
     for id in ["00000000000000000000000000000000", "not-a-session-id"] {
-        let r = Http::connect(s.http_port).request(
-            "POST",
-            "/mcp",
-            &post_headers(Some(id), Some(LATEST)),
-            Some(ping),
-        );
+        let r = post_ping(&s, "/mcp", &post_headers(Some(id), Some(LATEST)));
         assert_eq!(r.status(), 404, "session {id}: {r:?}");
         let r = Http::connect(s.http_port).request(
             "GET",
@@ -355,7 +341,7 @@ fn unknown_session_and_unknown_path_are_404() {
         assert_eq!(r.status(), 404, "GET session {id}: {r:?}");
     }
     for path in ["/", "/nope", "/mcp/no-such-server", "/mcp/demo/extra/parts"] {
-        let r = Http::connect(s.http_port).request("POST", path, &m.headers(), Some(ping));
+        let r = post_ping(&s, path, &m.headers());
         assert_eq!(r.status(), 404, "{path}: {r:?}");
         assert!(!r.json()["error"].is_null(), "{}", r.text());
     }
@@ -391,15 +377,14 @@ fn accept_without_event_stream_is_406() {
         Some(&body),
     );
     assert_eq!(r.status(), 406, "{r:?}");
-    let r = Http::connect(s.http_port).request(
-        "POST",
+    let r = post_ping(
+        &s,
         "/mcp",
         &[
             ("Accept", "text/event-stream"),
             ("Content-Type", "application/json"),
             ("Mcp-Session-Id", &m.id),
         ],
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
     );
     assert_eq!(r.status(), 406, "{r:?}");
     let r = Http::connect(s.http_port).request(
@@ -497,12 +482,7 @@ fn wrong_content_type_is_415() {
             ("Content-Type", ct),
             ("Mcp-Session-Id", m.id.as_str()),
         ];
-        let r = Http::connect(s.http_port).request(
-            "POST",
-            "/mcp",
-            &h,
-            Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-        );
+        let r = post_ping(&s, "/mcp", &h);
         assert_eq!(r.status(), 415, "{ct}: {r:?}");
     }
     // Parameters after the media type are fine.
@@ -511,12 +491,7 @@ fn wrong_content_type_is_415() {
         ("Content-Type", "application/json; charset=utf-8"),
         ("Mcp-Session-Id", m.id.as_str()),
     ];
-    let r = Http::connect(s.http_port).request(
-        "POST",
-        "/mcp",
-        &h,
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-    );
+    let r = post_ping(&s, "/mcp", &h);
     assert_eq!(r.status(), 200, "{r:?}");
 }
 
@@ -528,35 +503,20 @@ fn huge_header_block_is_431() {
     let mut h = m.headers();
     h.push(("X-Padding", &big));
     let mut c = Http::connect(s.http_port);
-    let r = c.request(
-        "POST",
-        "/mcp",
-        &h,
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-    );
+    let r = c.request("POST", "/mcp", &h, Some(PING));
     assert_eq!(r.status(), 431, "{r:?}");
     c.expect_closed(READ_TIMEOUT);
     // Too many header fields as well.
     let names: Vec<String> = (0..80).map(|i| format!("X-H{i}")).collect();
     let mut h = m.headers();
     h.extend(names.iter().map(|n| (n.as_str(), "1")));
-    let r = Http::connect(s.http_port).request(
-        "POST",
-        "/mcp",
-        &h,
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-    );
+    let r = post_ping(&s, "/mcp", &h);
     assert_eq!(r.status(), 431, "{r:?}");
     // Just under the bound is served.
     let pad = "y".repeat(3000);
     let mut h = m.headers();
     h.push(("X-Padding", &pad));
-    let r = Http::connect(s.http_port).request(
-        "POST",
-        "/mcp",
-        &h,
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-    );
+    let r = post_ping(&s, "/mcp", &h);
     assert_eq!(r.status(), 200, "{r:?}");
 }
 
@@ -649,11 +609,7 @@ fn keep_alive_connection_carries_many_requests() {
         );
         assert_eq!(text(&r), (i + 1).to_string());
     }
-    let (resp, progress) = m.request_on(
-        &mut c,
-        "tools/call",
-        json!({"name": "long_task", "arguments": {"steps": 2, "interval_ms": 1}, "_meta": {"progressToken": 1}}),
-    );
+    let (resp, progress) = m.request_on(&mut c, "tools/call", long_task(2, 1, 1));
     assert_eq!(progress.len(), 2);
     assert_eq!(text(&resp["result"]), "completed 2 steps");
     assert_eq!(m.call_on(&mut c, "ping", json!({})), json!({}));
@@ -681,14 +637,8 @@ fn last_event_id_resumes_a_dropped_post_stream() {
     let mut m = init(&s, LATEST);
     let steps = 8;
     let mut c = Http::connect(s.http_port);
-    let (id, msg) = m.req(
-        "tools/call",
-        json!({"name": "long_task", "arguments": {"steps": steps, "interval_ms": 60},
-               "_meta": {"progressToken": "resume-me"}}),
-    );
-    m.send_on(&mut c, &msg);
-    let h = c.head();
-    assert!(h.is_sse(), "{h:?}");
+    let (id, msg) = m.req("tools/call", long_task(steps, 60, "resume-me"));
+    m.post_stream_on(&mut c, &msg);
     let priming = c.event();
     assert!(priming.data.is_empty(), "{priming:?}");
     let (stream, _) = priming.id_parts();
@@ -749,33 +699,20 @@ fn client_leaving_a_stream_frees_it_and_the_server_keeps_serving() {
     let mut g = Http::connect(s.http_port);
     assert_eq!(m.open_get(&mut g, None).status, 200);
     g.abort();
-    let deadline = Instant::now() + FREE_WINDOW;
-    let mut g2 = loop {
-        let mut g2 = Http::connect(s.http_port);
-        let h = m.open_get(&mut g2, None);
-        if h.status == 200 {
-            break g2;
-        }
-        assert_eq!(h.status, 409, "{h:?}");
-        g2.body(&h);
-        assert!(
-            Instant::now() < deadline,
-            "the stream of a client that left was still held after {FREE_WINDOW:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut g2 = m.get_once_freed(
+        || Http::connect(s.http_port),
+        None,
+        FREE_WINDOW,
+        &format!("the stream of a client that left was still held after {FREE_WINDOW:?}"),
+    );
     m.tool("toggle_extra_tool", json!({}));
     let (_, v) = g2.message();
     assert_eq!(v["method"], "notifications/tools/list_changed");
 
     // A POST stream whose client leaves mid-stream: the task runs on, the server serves.
     let mut c = Http::connect(s.http_port);
-    let (_, msg) = m.req(
-        "tools/call",
-        json!({"name": "long_task", "arguments": {"steps": 50, "interval_ms": 20}, "_meta": {"progressToken": 1}}),
-    );
-    m.send_on(&mut c, &msg);
-    assert!(c.head().is_sse());
+    let (_, msg) = m.req("tools/call", long_task(50, 20, 1));
+    m.post_stream_on(&mut c, &msg);
     c.message();
     c.abort();
     for i in 0..5 {
@@ -832,14 +769,7 @@ fn resource_subscription_updates_arrive_on_the_get_stream() {
 #[test]
 fn legacy_sse_transport_answers_on_the_event_stream() {
     let s = server();
-    let mut g = Http::connect(s.http_port);
-    g.send(
-        "GET",
-        "/mcp/demo/sse",
-        &[("Accept", "text/event-stream")],
-        None,
-    );
-    let h = g.head();
+    let (mut g, h) = open_event_stream(s.http_port, "/mcp/demo/sse");
     assert_eq!(h.status, 200, "{h:?}");
     assert!(h.is_sse(), "{h:?}");
     let endpoint = g.event();
@@ -852,12 +782,7 @@ fn legacy_sse_transport_answers_on_the_event_stream() {
 
     let post = |body: &Value| {
         let body = serde_json::to_vec(body).unwrap();
-        Http::connect(s.http_port).request(
-            "POST",
-            &url,
-            &[("Content-Type", "application/json")],
-            Some(&body),
-        )
+        legacy_post(&mut Http::connect(s.http_port), &url, &body)
     };
     let r = post(
         &json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
@@ -890,26 +815,19 @@ fn legacy_sse_transport_answers_on_the_event_stream() {
     assert_eq!(msgs[2]["id"], 3);
 
     // The default server's legacy endpoint is /sse, posting to /messages.
-    let mut g2 = Http::connect(s.http_port);
-    g2.send("GET", "/sse", &[("Accept", "text/event-stream")], None);
-    assert_eq!(g2.head().status, 200);
+    let (mut g2, h) = open_event_stream(s.http_port, "/sse");
+    assert_eq!(h.status, 200);
     let ep = g2.event();
     assert_eq!(ep.event.as_deref(), Some("endpoint"));
     assert!(ep.data.starts_with("/messages?sessionId="), "{ep:?}");
     // Unknown legacy sessions are 404; a missing one 400.
-    let r = Http::connect(s.http_port).request(
-        "POST",
+    let r = legacy_post(
+        &mut Http::connect(s.http_port),
         "/mcp/demo/messages?sessionId=00000000000000000000000000000000",
-        &[("Content-Type", "application/json")],
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
+        PING,
     );
     assert_eq!(r.status(), 404, "{r:?}");
-    let r = Http::connect(s.http_port).request(
-        "POST",
-        "/mcp/demo/messages",
-        &[("Content-Type", "application/json")],
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-    );
+    let r = legacy_post(&mut Http::connect(s.http_port), "/mcp/demo/messages", PING);
     assert_eq!(r.status(), 400, "{r:?}");
 }
 
@@ -924,12 +842,8 @@ fn delete_ends_open_streams() {
     let mut g = Http::connect(s.http_port);
     assert_eq!(m.open_get(&mut g, None).status, 200);
     let mut p = Http::connect(s.http_port);
-    let (_, msg) = m.req(
-        "tools/call",
-        json!({"name": "long_task", "arguments": {"steps": 500, "interval_ms": 20}, "_meta": {"progressToken": 1}}),
-    );
-    m.send_on(&mut p, &msg);
-    assert!(p.head().is_sse());
+    let (_, msg) = m.req("tools/call", long_task(500, 20, 1));
+    m.post_stream_on(&mut p, &msg);
     p.message();
     assert_eq!(m.delete(), 200);
     // Both streams end (the last chunk arrives), neither hangs.
@@ -1020,22 +934,11 @@ fn a_session_is_found_only_at_its_own_endpoint() {
     assert_eq!(r.status(), 404, "{r:?}");
 
     // The legacy transport too: a demo session posted to the conformance messages endpoint.
-    let mut lg = Http::connect(s.http_port);
-    lg.send(
-        "GET",
-        "/mcp/demo/sse",
-        &[("Accept", "text/event-stream")],
-        None,
-    );
-    assert_eq!(lg.head().status, 200);
+    let (mut lg, h) = open_event_stream(s.http_port, "/mcp/demo/sse");
+    assert_eq!(h.status, 200);
     let endpoint = lg.event().data;
     let wrong = endpoint.replace("/mcp/demo/", "/mcp/conformance/");
-    let r = Http::connect(s.http_port).request(
-        "POST",
-        &wrong,
-        &[("Content-Type", "application/json")],
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-    );
+    let r = legacy_post(&mut Http::connect(s.http_port), &wrong, PING);
     assert_eq!(r.status(), 404, "{wrong}: {r:?}");
 }
 
@@ -1044,23 +947,13 @@ fn unsupported_protocol_version_header_is_400() {
     let s = server();
     let m = init(&s, LATEST);
     let h = post_headers(Some(&m.id), Some("1999-01-01"));
-    let r = Http::connect(s.http_port).request(
-        "POST",
-        "/mcp",
-        &h,
-        Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-    );
+    let r = post_ping(&s, "/mcp", &h);
     assert_eq!(r.status(), 400, "{r:?}");
     assert!(r.text().contains("1999-01-01"), "{}", r.text());
     // Every session revision is accepted in the header.
     for rev in &REVISIONS[1..] {
         let h = post_headers(Some(&m.id), Some(rev));
-        let r = Http::connect(s.http_port).request(
-            "POST",
-            "/mcp",
-            &h,
-            Some(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#),
-        );
+        let r = post_ping(&s, "/mcp", &h);
         assert_eq!(r.status(), 200, "{rev}: {r:?}");
     }
 }
@@ -1108,12 +1001,8 @@ fn request_pipelined_while_a_stream_runs_waits_its_turn() {
     let s = server();
     let mut m = init(&s, LATEST);
     let mut c = Http::connect(s.http_port);
-    let (id, msg) = m.req(
-        "tools/call",
-        json!({"name": "long_task", "arguments": {"steps": 5, "interval_ms": 30}, "_meta": {"progressToken": 1}}),
-    );
-    m.send_on(&mut c, &msg);
-    assert!(c.head().is_sse());
+    let (id, msg) = m.req("tools/call", long_task(5, 30, 1));
+    m.post_stream_on(&mut c, &msg);
     let (_, first) = c.message();
     assert_eq!(first["params"]["progress"].as_f64(), Some(1.0));
     // The next request arrives while the stream is still running.
@@ -1122,12 +1011,7 @@ fn request_pipelined_while_a_stream_runs_waits_its_turn() {
         json!({"name": "echo", "arguments": {"text": "next"}}),
     );
     m.send_on(&mut c, &msg2);
-    let rest: Vec<Value> = c
-        .rest_of_stream()
-        .iter()
-        .filter(|e| !e.data.is_empty())
-        .map(SseEvent::json)
-        .collect();
+    let rest = c.rest_messages();
     assert_eq!(progress_values(&rest[..4]), [2.0, 3.0, 4.0, 5.0]);
     assert_eq!(rest[4]["id"], id);
     let r = c.response();

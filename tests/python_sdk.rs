@@ -12,9 +12,9 @@
 mod common;
 
 use common::external::{
-    describe, fnv1a64, forget_log, run_log, run_logged, target_dir, with_file_lock,
+    describe, fnv1a64, marker_matches, remove_stale, run_client_checks, run_logged, target_dir,
+    with_file_lock, write_marker,
 };
-use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -37,32 +37,14 @@ const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialize
 
 #[test]
 fn official_python_sdk_client_drives_stdio() {
-    let venv = ensure_venv();
-    let python = venv_python(&venv);
-    let log = run_log("py-sdk-stdio-client");
-    let started = Instant::now();
-    let (status, output) = run_logged(
-        Command::new(&python)
-            .arg(SCRIPT)
-            .env("RINGMCP_BIN", BIN)
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
-        &log,
-        Duration::from_secs(120),
-    )
-    .unwrap_or_else(|e| panic!("could not run {}: {e}", python.display()));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the Python SDK client failed ({}) after {:.1}s; its output (also in {}):\n{output}",
-        describe(status),
-        started.elapsed().as_secs_f64(),
-        log.display()
+    let python = venv_python(&ensure_venv());
+    let output = run_python_client(
+        &python,
+        SCRIPT,
+        ("RINGMCP_BIN", BIN.to_string()),
+        "py-sdk-stdio-client",
+        "the Python SDK client",
     );
-    assert!(
-        output.contains("checks passed"),
-        "the Python SDK client exited 0 without reporting its checks:\n{output}"
-    );
-    forget_log(&log);
     eprintln!("{}", output.trim_end());
 }
 
@@ -70,36 +52,18 @@ fn official_python_sdk_client_drives_stdio() {
 /// HTTP+SSE transport, each driven by the SDK's own client transport.
 #[test]
 fn official_python_sdk_client_drives_streamable_http() {
-    let venv = ensure_venv();
-    let python = venv_python(&venv);
+    let python = venv_python(&ensure_venv());
     let server = common::Server::start(2, &[]);
-    let log = run_log("py-sdk-http-client");
-    let started = Instant::now();
-    let (status, output) = run_logged(
-        Command::new(&python)
-            .arg(HTTP_SCRIPT)
-            .env(
-                "RINGMCP_HTTP_BASE",
-                format!("http://127.0.0.1:{}", server.http_port),
-            )
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
-        &log,
-        Duration::from_secs(120),
-    )
-    .unwrap_or_else(|e| panic!("could not run {}: {e}", python.display()));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the Python SDK HTTP client failed ({}) after {:.1}s; its output (also in {}):\n{output}",
-        describe(status),
-        started.elapsed().as_secs_f64(),
-        log.display()
+    let output = run_python_client(
+        &python,
+        HTTP_SCRIPT,
+        (
+            "RINGMCP_HTTP_BASE",
+            format!("http://127.0.0.1:{}", server.http_port),
+        ),
+        "py-sdk-http-client",
+        "the Python SDK HTTP client",
     );
-    assert!(
-        output.contains("checks passed"),
-        "the Python SDK HTTP client exited 0 without reporting its checks:\n{output}"
-    );
-    forget_log(&log);
     eprintln!(
         "{}",
         output
@@ -108,6 +72,27 @@ fn official_python_sdk_client_drives_streamable_http() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// Runs one of the SDK client scripts with the venv's interpreter and `env` set; it must pass
+/// its checks. Returns its output.
+fn run_python_client(
+    python: &Path,
+    script: &str,
+    env: (&str, String),
+    log_name: &str,
+    client: &str,
+) -> String {
+    run_client_checks(
+        Command::new(python)
+            .arg(script)
+            .env(env.0, env.1)
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        log_name,
+        Duration::from_secs(120),
+        client,
+    )
 }
 
 /// The smoke test the README's stdio section implies: piped requests, stdin closing while a
@@ -266,7 +251,7 @@ fn build_venv() -> PathBuf {
     );
     let pinned = pinned_mcp_version();
     let marker = venv.join(MARKER);
-    if fs::read_to_string(&marker).ok().as_deref() == Some(fingerprint.as_str())
+    if marker_matches(&marker, &fingerprint)
         && installed_mcp_version(&venv).as_deref() == Some(pinned.as_str())
     {
         return venv;
@@ -276,10 +261,7 @@ fn build_venv() -> PathBuf {
         "building {} with mcp=={pinned} (once; reused while {MARKER} matches)",
         venv.display()
     );
-    if venv.exists() {
-        fs::remove_dir_all(&venv)
-            .unwrap_or_else(|e| panic!("cannot remove stale {}: {e}", venv.display()));
-    }
+    remove_stale(&venv);
     let log = target_dir().join("py-sdk-venv-install.log");
     let (status, output) = run_logged(
         Command::new(&base).args(["-m", "venv"]).arg(&venv),
@@ -323,8 +305,7 @@ fn build_venv() -> PathBuf {
         Some(pinned.as_str()),
         "pip installed, yet the venv does not report mcp=={pinned}"
     );
-    fs::write(&marker, fingerprint)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
+    write_marker(&marker, &fingerprint);
     venv
 }
 

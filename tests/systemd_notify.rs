@@ -4,13 +4,10 @@
 
 mod common;
 
-use common::wait_timeout;
-use std::io::{BufRead, BufReader};
+use common::{read_lines, serve_on_any_port, sigterm_child, wait_timeout};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ringmcp");
 
 fn recv(sock: &UnixDatagram, until: Instant) -> Option<String> {
     let left = until.saturating_duration_since(Instant::now());
@@ -26,16 +23,7 @@ fn serve_notifies_ready_watchdog_and_stopping() {
     let path = std::env::temp_dir().join(format!("ringmcp-notify-it-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--shards",
-            "2",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
+    let mut child = serve_on_any_port(2)
         .env("NOTIFY_SOCKET", &path)
         // 400 ms: a ping every 200 ms, a heartbeat every 50 ms.
         .env("WATCHDOG_USEC", "400000")
@@ -62,10 +50,7 @@ fn serve_notifies_ready_watchdog_and_stopping() {
         "{got:?}"
     );
 
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    sigterm_child(&child);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut stopping = false;
     while let Some(m) = recv(&sock, deadline) {
@@ -83,31 +68,14 @@ fn serve_notifies_ready_watchdog_and_stopping() {
 #[test]
 fn serve_without_notify_socket_runs_as_before() {
     // No NOTIFY_SOCKET: nothing is sent, the process starts and stops as it always did.
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--shards",
-            "1",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
+    let mut child = serve_on_any_port(1)
         .env_remove("NOTIFY_SOCKET")
         .env("WATCHDOG_USEC", "1000")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ringmcp serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = read_lines(child.stderr.take().unwrap());
     let mut log = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !log.contains("listening on") {
@@ -123,10 +91,7 @@ fn serve_without_notify_socket_runs_as_before() {
             }
         }
     }
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
+    sigterm_child(&child);
     let status = wait_timeout(&mut child, Duration::from_secs(20));
     reader.join().unwrap();
     log.extend(rx.try_iter().map(|l| l + "\n"));

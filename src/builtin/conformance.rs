@@ -1089,6 +1089,17 @@ mod tests {
         host: Rc<FakeHost>,
     }
 
+    fn limits() -> CoreLimits {
+        CoreLimits {
+            in_flight_max: 8,
+            client_requests_max: 4,
+            client_request_timeout: Duration::from_secs(60),
+            page_size: 100,
+            batch_max: 8,
+            shard: 0,
+        }
+    }
+
     fn harness(client_capabilities: Value) -> Harness {
         let out = Rc::new(Captured::default());
         let host = Rc::new(FakeHost::default());
@@ -1097,14 +1108,7 @@ mod tests {
             Rc::new((factory())()),
             out.clone(),
             host.clone(),
-            CoreLimits {
-                in_flight_max: 8,
-                client_requests_max: 4,
-                client_request_timeout: Duration::from_secs(60),
-                page_size: 100,
-                batch_max: 8,
-                shard: 0,
-            },
+            limits(),
         );
         *core.client_capabilities.borrow_mut() = client_capabilities;
         Harness { core, out, host }
@@ -1129,14 +1133,7 @@ mod tests {
             Rc::new((factory())()),
             out.clone(),
             host.clone(),
-            CoreLimits {
-                in_flight_max: 8,
-                client_requests_max: 4,
-                client_request_timeout: Duration::from_secs(60),
-                page_size: 100,
-                batch_max: 8,
-                shard: 0,
-            },
+            limits(),
             Revision::V2026_07_28,
             &meta,
         );
@@ -1180,14 +1177,20 @@ mod tests {
         /// Runs a tool under an input round holding `answers` (stateless revision).
         fn call_round(&self, name: &str, answers: Value) -> Outcome {
             let tool = self.core.server.find_tool(name).expect("tool exists");
-            let round = InputRound::new(answers.as_object().cloned().unwrap_or_default(), 4);
-            let ctx = self.ctx(None).with_input(round.clone());
             let rev = self.rev();
-            let fut = (tool.handler)(Map::new(), ctx);
-            block_on(input::run(
-                Box::pin(async move { fut.await.map(|o| o.to_json(rev)) }),
-                round,
-            ))
+            self.in_round(answers, |ctx| {
+                let fut = (tool.handler)(Map::new(), ctx);
+                async move { fut.await.map(|o| o.to_json(rev)) }
+            })
+        }
+        /// Runs what `start` starts with a context under an input round holding `answers`.
+        fn in_round<F>(&self, answers: Value, start: impl FnOnce(Ctx) -> F) -> Outcome
+        where
+            F: std::future::Future<Output = HandlerResult<Value>> + 'static,
+        {
+            let round = InputRound::new(answers.as_object().cloned().unwrap_or_default(), 4);
+            let fut = start(self.ctx(None).with_input(round.clone()));
+            block_on(input::run(Box::pin(fut), round))
         }
         fn prompt(&self, name: &str, args: Value) -> Value {
             let p = self
@@ -1751,14 +1754,12 @@ mod tests {
             .iter()
             .find(|p| p.name == "test_input_required_result_prompt")
             .expect("prompt");
+        let rev = h.rev();
         let run = |answers: Value| {
-            let round = InputRound::new(answers.as_object().cloned().unwrap_or_default(), 4);
-            let fut = (p.get)(Map::new(), h.ctx(None).with_input(round.clone()));
-            let rev = h.rev();
-            block_on(input::run(
-                Box::pin(async move { fut.await.map(|o| o.to_json(rev)) }),
-                round,
-            ))
+            h.in_round(answers, |ctx| {
+                let fut = (p.get)(Map::new(), ctx);
+                async move { fut.await.map(|o| o.to_json(rev)) }
+            })
         };
         let ir = input_required(run(json!({})));
         assert_eq!(methods(&ir), [("user_context", "elicitation/create")]);

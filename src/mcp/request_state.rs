@@ -239,15 +239,20 @@ mod tests {
         a
     }
 
-    #[test]
-    fn round_trips() {
-        let args = json!({"b": 1, "a": [1, {"y": 2, "x": 1}]});
-        let b = Binding {
+    /// A `tools/call` of tool `t` on server `s`.
+    fn tool_call(arguments: &Value) -> Binding<'_> {
+        Binding {
             server: "s",
             method: "tools/call",
             name: "t",
-            arguments: &args,
-        };
+            arguments,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let args = json!({"b": 1, "a": [1, {"y": 2, "x": 1}]});
+        let b = tool_call(&args);
         let token = seal(&key(1), &b, &answers(), 1_000);
         assert!(token.starts_with("rs1."));
         assert_eq!(open(&key(1), &token, &b, 2_000, HOUR_MS), Ok(answers()));
@@ -263,12 +268,7 @@ mod tests {
     #[test]
     fn tampering_and_foreign_keys_are_refused() {
         let args = json!({});
-        let b = Binding {
-            server: "s",
-            method: "tools/call",
-            name: "t",
-            arguments: &args,
-        };
+        let b = tool_call(&args);
         let token = seal(&key(1), &b, &answers(), 1_000);
         let bad = [
             format!("{token}-TAMPERED"),
@@ -307,12 +307,7 @@ mod tests {
     #[test]
     fn bound_to_the_call_and_to_its_lifetime() {
         let args = json!({"path": "/a"});
-        let b = Binding {
-            server: "s",
-            method: "tools/call",
-            name: "t",
-            arguments: &args,
-        };
+        let b = tool_call(&args);
         let token = seal(&key(1), &b, &answers(), 1_000);
         let other_args = json!({"path": "/b"});
         for other in [

@@ -13,6 +13,7 @@ use crate::transport::lines::LineBuf;
 use futures_lite::{AsyncRead, AsyncWrite, FutureExt};
 use glommio::net::{TcpListener, TcpStream};
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
@@ -60,19 +61,46 @@ pub async fn serve_all(
     for l in loops {
         l.await;
     }
-    // Connections drain on their own (they watch the same shutdown token); wait for them a
-    // little longer than their grace period.
-    let grace =
-        Duration::from_millis(shard.config.server.shutdown_grace_ms) + Duration::from_secs(1);
-    let deadline = std::time::Instant::now() + grace;
-    while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
-    }
+    // Connections drain on their own (they watch the same shutdown token).
+    wait_for_connections(&shard).await;
     Ok(())
 }
 
 /// Accepts connections for `server` until shutdown.
 async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, server: String) {
+    accept_until_shutdown(
+        &shard,
+        listener,
+        "accept",
+        |max| {
+            let mut line = jsonrpc::encode_error(
+                None,
+                &ErrorObject::new(
+                    code::LIMIT_EXCEEDED,
+                    format!("connection limit reached (connections_per_shard_max = {max})"),
+                ),
+            );
+            line.push(b'\n');
+            line
+        },
+        |stream| handle(shard.clone(), stream, server.clone()),
+    )
+    .await;
+}
+
+/// Accepts connections on `listener` until shutdown and spawns `serve` for each. Past
+/// `limits.connections_per_shard_max` a connection is refused instead: it gets the bytes
+/// `refusal(max)` returns (written for at most 100 ms) and is shut down. A failed accept
+/// (EMFILE/ENFILE and friends) is logged as "`what` failed" and retried after a pause.
+pub(crate) async fn accept_until_shutdown<F>(
+    shard: &Rc<Shard>,
+    listener: TcpListener,
+    what: &str,
+    refusal: impl Fn(usize) -> Vec<u8>,
+    mut serve: impl FnMut(TcpStream) -> F,
+) where
+    F: Future<Output = ()> + 'static,
+{
     let max = shard.config.limits.connections_per_shard_max;
     loop {
         let accepted = async { Some(listener.accept().await) }
@@ -85,31 +113,35 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, server: String) {
             None => break,
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                // EMFILE/ENFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(shard = shard.index, "accept failed: {e}");
+                // Back off briefly instead of spinning.
+                tracing::warn!(shard = shard.index, "{what} failed: {e}");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
         if shard.connections.get() >= max {
-            glommio::spawn_local(refuse(stream, max)).detach();
+            glommio::spawn_local(refuse(stream, refusal(max))).detach();
             continue;
         }
-        glommio::spawn_local(handle(shard.clone(), stream, server.clone())).detach();
+        glommio::spawn_local(serve(stream)).detach();
     }
 }
 
-async fn refuse(stream: TcpStream, max: usize) {
-    let mut line = jsonrpc::encode_error(
-        None,
-        &ErrorObject::new(
-            code::LIMIT_EXCEEDED,
-            format!("connection limit reached (connections_per_shard_max = {max})"),
-        ),
-    );
-    line.push(b'\n');
+/// Waits for this shard's connections to close, a little longer than their grace period
+/// (they drain on their own once shutdown begins).
+pub(crate) async fn wait_for_connections(shard: &Shard) {
+    let grace =
+        Duration::from_millis(shard.config.server.shutdown_grace_ms) + Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + grace;
+    while shard.connections.get() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Writes `answer` to a refused connection (for at most 100 ms) and shuts it down.
+async fn refuse(stream: TcpStream, answer: Vec<u8>) {
     let stream = RefCell::new(stream);
-    let _ = write_all(&stream, &line)
+    let _ = write_all(&stream, &answer)
         .or(async {
             glommio::timer::sleep(Duration::from_millis(100)).await;
             Ok(())

@@ -55,6 +55,35 @@ pub fn run_logged(
     Ok((status, output))
 }
 
+/// Runs an SDK client (`cmd`) to its end, within `limit`, with its output in a log of its own
+/// (see [`run_log`]) named `log_name`: it must exit 0 and report `checks passed`, else the
+/// test fails, naming the client as `client` ("the Python SDK client"). Returns its output.
+pub fn run_client_checks(
+    cmd: &mut Command,
+    log_name: &str,
+    limit: Duration,
+    client: &str,
+) -> String {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let log = run_log(log_name);
+    let started = Instant::now();
+    let (status, output) =
+        run_logged(cmd, &log, limit).unwrap_or_else(|e| panic!("could not run {program}: {e}"));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{client} failed ({}) after {:.1}s; its output (also in {}):\n{output}",
+        describe(status),
+        started.elapsed().as_secs_f64(),
+        log.display()
+    );
+    assert!(
+        output.contains("checks passed"),
+        "{client} exited 0 without reporting its checks:\n{output}"
+    );
+    forget_log(&log);
+    output
+}
+
 /// Where a run's output goes: a file of its own under the test tmp directory (so that
 /// concurrent test processes never mix their logs). [`forget_log`] removes it after a run
 /// that went well; a failed run's log stays for a look.
@@ -190,8 +219,7 @@ fn npm_ci_dir_locked(
         fnv1a64(package_json.as_bytes()),
         fnv1a64(package_lock.as_bytes())
     );
-    if fs::read_to_string(&marker).ok().as_deref() == Some(fingerprint.as_str()) && installed(&dir)
-    {
+    if marker_matches(&marker, &fingerprint) && installed(&dir) {
         return dir;
     }
     let (npm, npm_version) = system_npm();
@@ -199,10 +227,7 @@ fn npm_ci_dir_locked(
         "installing {} with npm {npm_version} (once; reused while its marker matches)",
         dir.display()
     );
-    if dir.exists() {
-        fs::remove_dir_all(&dir)
-            .unwrap_or_else(|e| panic!("cannot remove stale {}: {e}", dir.display()));
-    }
+    remove_stale(&dir);
     fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     fs::write(dir.join("package.json"), package_json).expect("write package.json");
     fs::write(dir.join("package-lock.json"), package_lock).expect("write package-lock.json");
@@ -229,14 +254,33 @@ fn npm_ci_dir_locked(
         "`npm ci` in {} succeeded, yet the installation is not what package.json pins:\n{output}",
         dir.display()
     );
-    fs::write(&marker, fingerprint)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
+    write_marker(&marker, &fingerprint);
     eprintln!(
         "installed {} in {:.1}s",
         dir.display(),
         started.elapsed().as_secs_f64()
     );
     dir
+}
+
+/// Whether a cached installation's marker file holds `fingerprint` (what the installation
+/// was built from).
+pub fn marker_matches(marker: &Path, fingerprint: &str) -> bool {
+    fs::read_to_string(marker).ok().as_deref() == Some(fingerprint)
+}
+
+/// Writes a cached installation's marker, once the installation is complete.
+pub fn write_marker(marker: &Path, fingerprint: &str) {
+    fs::write(marker, fingerprint)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
+}
+
+/// Removes what is left of an older installation in `dir`, if anything.
+pub fn remove_stale(dir: &Path) {
+    if dir.exists() {
+        fs::remove_dir_all(dir)
+            .unwrap_or_else(|e| panic!("cannot remove stale {}: {e}", dir.display()));
+    }
 }
 
 /// The `version` field of an installed package's package.json.

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 /// What a POST to a Streamable HTTP endpoint must accept.
 pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+/// A ping request (id 1), as a body.
+pub const PING: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 
 /// Why a bounded read stopped without what it waited for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -525,6 +527,15 @@ impl Http {
         }
     }
 
+    /// The JSON-RPC messages in the rest of the SSE stream (events without data skipped).
+    pub fn rest_messages(&mut self) -> Vec<Value> {
+        self.rest_of_stream()
+            .iter()
+            .filter(|e| !e.data.is_empty())
+            .map(SseEvent::json)
+            .collect()
+    }
+
     /// Waits (bounded by `timeout`) for the server to close the connection. Fails the test
     /// if anything arrives or the connection stays open.
     pub fn expect_closed(&mut self, timeout: Duration) {
@@ -546,6 +557,34 @@ impl Http {
             }
         }
     }
+}
+
+/// Opens an event stream with a plain GET of `path` (the legacy HTTP+SSE transport) on a new
+/// connection; returns the connection and the response head.
+pub fn open_event_stream(port: u16, path: &str) -> (Http, Head) {
+    let mut c = Http::connect(port);
+    c.send("GET", path, &[("Accept", "text/event-stream")], None);
+    let h = c.head();
+    (c, h)
+}
+
+/// POSTs `body` to a legacy messages endpoint (`url`, as its `endpoint` event named it) on
+/// `conn`.
+pub fn legacy_post(conn: &mut Http, url: &str, body: &[u8]) -> Response {
+    conn.request(
+        "POST",
+        url,
+        &[("Content-Type", "application/json")],
+        Some(body),
+    )
+}
+
+/// `tools/call` params of `long_task` with a progress token: the answer is an SSE stream of
+/// `steps` progress notifications, `interval_ms` apart, then the result.
+pub fn long_task(steps: u64, interval_ms: u64, token: impl Into<Value>) -> Value {
+    let token: Value = token.into();
+    json!({"name": "long_task", "arguments": {"steps": steps, "interval_ms": interval_ms},
+           "_meta": {"progressToken": token}})
 }
 
 /// The exact bytes of one request.
@@ -712,6 +751,14 @@ impl McpSession {
         conn.response()
     }
 
+    /// POSTs `msg` on `conn` and reads the head of the answer, which must be an SSE stream
+    /// (the caller reads its events).
+    pub fn post_stream_on(&self, conn: &mut Http, msg: &Value) {
+        self.send_on(conn, msg);
+        let h = conn.head();
+        assert!(h.is_sse(), "expected an SSE stream: {h:?}");
+    }
+
     /// POSTs `msg` over a new connection.
     pub fn post(&self, msg: &Value) -> Response {
         self.post_on(&mut Http::connect(self.port), msg)
@@ -765,6 +812,30 @@ impl McpSession {
         }
         conn.send("GET", &self.path, &h, None);
         conn.head()
+    }
+
+    /// Opens the standalone GET stream over a connection from `connect`, retrying (bounded by
+    /// `within`) while the server still holds the stream of a client that left (409).
+    /// `what` names the wait in the failure message.
+    pub fn get_once_freed(
+        &self,
+        mut connect: impl FnMut() -> Http,
+        last_event_id: Option<&str>,
+        within: Duration,
+        what: &str,
+    ) -> Http {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut g = connect();
+            let h = self.open_get(&mut g, last_event_id);
+            if h.status == 200 {
+                return g;
+            }
+            assert_eq!(h.status, 409, "{h:?}");
+            g.body(&h);
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// DELETEs the session over a new connection; returns the status.

@@ -12,12 +12,12 @@ pub mod http;
 use serde_json::{json, Value};
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The longest any single read waits before the test fails.
@@ -566,6 +566,41 @@ pub fn names(items: &Value, key: &str) -> Vec<String> {
         .iter()
         .map(|t| t[key].as_str().expect("name").to_string())
         .collect()
+}
+
+/// `ringmcp serve --shards N` with both listeners on port 0 (the kernel picks): for tests
+/// that run the process themselves and never connect to it.
+pub fn serve_on_any_port(shards: usize) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmcp"));
+    cmd.arg("serve")
+        .arg("--shards")
+        .arg(shards.to_string())
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
+    cmd
+}
+
+/// Sends SIGTERM to a child process (which may have exited already).
+pub fn sigterm_child(child: &Child) {
+    // SAFETY: plain kill(2) on our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+}
+
+/// The lines `from` yields, read on a thread of their own: a bounded wait for a line is a
+/// `recv_timeout`. The thread ends at the end of the stream.
+pub fn read_lines(
+    from: impl Read + Send + 'static,
+) -> (mpsc::Receiver<String>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, reader)
 }
 
 /// Waits for a child process to exit; kills it and fails the test after `limit`.

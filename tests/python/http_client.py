@@ -9,10 +9,8 @@ non-zero.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import time
 
 import anyio
 import httpx
@@ -22,52 +20,14 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import AnyUrl
 
-TIME_LIMIT_S = int(os.environ.get("RINGMCP_PY_TIME_LIMIT", "60"))
+import sdk_checks
+from sdk_checks import at, check, eq, only_text
+
 SAMPLED_TEXT = "forty-two, said the python callback over http"
 # How many times a subscription check increments the counter while the SDK's GET stream is
 # still being opened (each attempt waits UPDATE_WAIT_S for the notification).
 UPDATE_ATTEMPTS = 20
 UPDATE_WAIT_S = 0.5
-
-
-class WarningRecorder(logging.Handler):
-    """Collects WARNING+ records: the SDK logs (rather than raises) on what it cannot handle."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(f"{record.name}: {record.getMessage()}")
-
-
-checks = 0
-step = "starting"
-
-
-def at(name: str) -> None:
-    """Names the step in progress, for the message when the run times out."""
-    global step
-    step = name
-
-
-def check(cond: bool, what: str, got: object = None) -> None:
-    global checks
-    if not cond:
-        raise AssertionError(f"{what}; got: {got!r}")
-    checks += 1
-
-
-def eq(got: object, want: object, what: str) -> None:
-    check(got == want, f"{what}: expected {want!r}", got)
-
-
-def only_text(result: types.CallToolResult, what: str) -> str:
-    eq(result.isError, False, f"{what}: isError")
-    eq(len(result.content), 1, f"{what}: number of content blocks")
-    block = result.content[0]
-    check(isinstance(block, types.TextContent), f"{what}: content[0] is text", block)
-    return block.text
 
 
 class Observed:
@@ -266,24 +226,17 @@ async def legacy(base: str) -> None:
             eq(seen.stream_errors, [], "legacy messages the SDK could not parse")
 
 
-async def main() -> None:
+def main() -> None:
     base = os.environ.get("RINGMCP_HTTP_BASE")
     if not base:
         sys.exit("RINGMCP_HTTP_BASE must name the server, e.g. http://127.0.0.1:8080")
-    try:
-        with anyio.fail_after(TIME_LIMIT_S):
-            await streamable(base)
-            await legacy(base)
-    except TimeoutError:
-        sys.exit(f"timed out after {TIME_LIMIT_S}s during step: {step}")
+
+    async def run() -> None:
+        await streamable(base)
+        await legacy(base)
+
+    sdk_checks.main("python MCP SDK http client", run)
 
 
 if __name__ == "__main__":
-    recorder = WarningRecorder()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().addHandler(recorder)
-    started = time.monotonic()
-    anyio.run(main)
-    if recorder.records:
-        sys.exit("the MCP SDK logged warnings:\n  " + "\n  ".join(recorder.records))
-    print(f"python MCP SDK http client: {checks} checks passed in {time.monotonic() - started:.2f}s")
+    main()

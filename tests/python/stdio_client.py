@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import sys
 import time
 
-import anyio
 import mcp.types as types
 from mcp import ClientSession, McpError, StdioServerParameters
 from mcp.client.stdio import PROCESS_TERMINATION_TIMEOUT, stdio_client
 from pydantic import AnyUrl
 
-TIME_LIMIT_S = int(os.environ.get("RINGMCP_PY_TIME_LIMIT", "60"))
+import sdk_checks
+from sdk_checks import at, check, eq, only_text
 
 README = (
     "ringmcp demo server: tools echo, add, sleep_ms, long_task, increment_counter; "
@@ -46,46 +45,6 @@ DEMO_TOOLS = {
     "list_roots",
 }
 SAMPLED_TEXT = "forty-two, said the python callback"
-
-
-class WarningRecorder(logging.Handler):
-    """Collects WARNING+ records: the SDK logs (rather than raises) on messages it cannot parse."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(f"{record.name}: {record.getMessage()}")
-
-
-checks = 0
-step = "starting"
-
-
-def at(name: str) -> None:
-    """Names the step in progress, for the message when the run times out."""
-    global step
-    step = name
-
-
-def check(cond: bool, what: str, got: object = None) -> None:
-    global checks
-    if not cond:
-        raise AssertionError(f"{what}; got: {got!r}")
-    checks += 1
-
-
-def eq(got: object, want: object, what: str) -> None:
-    check(got == want, f"{what}: expected {want!r}", got)
-
-
-def only_text(result: types.CallToolResult, what: str) -> str:
-    eq(result.isError, False, f"{what}: isError")
-    eq(len(result.content), 1, f"{what}: number of content blocks")
-    block = result.content[0]
-    check(isinstance(block, types.TextContent), f"{what}: content[0] is text", block)
-    return block.text
 
 
 async def run(binary: str) -> None:
@@ -340,23 +299,12 @@ async def run(binary: str) -> None:
           f"server exits by itself within {PROCESS_TERMINATION_TIMEOUT}s of stdin closing", elapsed)
 
 
-async def main() -> None:
+def main() -> None:
     binary = os.environ.get("RINGMCP_BIN")
     if not binary:
         sys.exit("RINGMCP_BIN must name the ringmcp binary")
-    try:
-        with anyio.fail_after(TIME_LIMIT_S):
-            await run(binary)
-    except TimeoutError:
-        sys.exit(f"timed out after {TIME_LIMIT_S}s during step: {step}")
+    sdk_checks.main("python MCP SDK client", lambda: run(binary))
 
 
 if __name__ == "__main__":
-    recorder = WarningRecorder()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger().addHandler(recorder)
-    started = time.monotonic()
-    anyio.run(main)
-    if recorder.records:
-        sys.exit("the MCP SDK logged warnings:\n  " + "\n  ".join(recorder.records))
-    print(f"python MCP SDK client: {checks} checks passed in {time.monotonic() - started:.2f}s")
+    main()

@@ -8,7 +8,9 @@ use super::exchange::{Exchange, ReplyEvent};
 use super::parse::{parse_head, BodyKind, ChunkedDecoder, HttpError, RequestHead};
 use super::{respond, HttpMsg, Response};
 use crate::runtime::{MeshMsg, Shard};
-use crate::transport::tcp::{read_append, shutdown_now, write_all, ConnCount};
+use crate::transport::tcp::{
+    accept_until_shutdown, read_append, shutdown_now, wait_for_connections, write_all, ConnCount,
+};
 use futures_lite::FutureExt;
 use glommio::net::{TcpListener, TcpStream};
 use std::cell::RefCell;
@@ -24,57 +26,27 @@ pub fn bind(shard: &Shard) -> anyhow::Result<TcpListener> {
 
 /// Accepts HTTP connections until shutdown.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
-    let max = shard.config.limits.connections_per_shard_max;
     glommio::spawn_local(super::sweep_sessions(shard.clone())).detach();
-    loop {
-        let accepted = async { Some(listener.accept().await) }
-            .or(async {
-                shard.shutdown.cancelled().await;
-                None
-            })
-            .await;
-        let stream = match accepted {
-            None => break,
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                tracing::warn!(shard = shard.index, "http accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if shard.connections.get() >= max {
-            glommio::spawn_local(async move {
-                let st = RefCell::new(stream);
-                let resp = full_response(
-                    503,
-                    &[("Retry-After".into(), "1".into())],
-                    &super::streamable::error_json(&format!(
-                        "connection limit reached (connections_per_shard_max = {max})"
-                    )),
-                    false,
-                );
-                let _ = write_all(&st, &resp)
-                    .or(async {
-                        glommio::timer::sleep(Duration::from_millis(100)).await;
-                        Ok(())
-                    })
-                    .await;
-                shutdown_now(&st.borrow());
-            })
-            .detach();
-            continue;
-        }
-        glommio::spawn_local(handle(shard.clone(), stream)).detach();
-    }
-    drop(listener);
+    accept_until_shutdown(
+        &shard,
+        listener,
+        "http accept",
+        |max| {
+            full_response(
+                503,
+                &[("Retry-After".into(), "1".into())],
+                &super::streamable::error_json(&format!(
+                    "connection limit reached (connections_per_shard_max = {max})"
+                )),
+                false,
+            )
+        },
+        |stream| handle(shard.clone(), stream),
+    )
+    .await;
     // Let the connections finish what they were asked (sessions drain in
-    // `sweep_sessions`), a little longer than the grace period.
-    let grace =
-        Duration::from_millis(shard.config.server.shutdown_grace_ms) + Duration::from_secs(1);
-    let deadline = Instant::now() + grace;
-    while shard.connections.get() > 0 && Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(10)).await;
-    }
+    // `sweep_sessions`).
+    wait_for_connections(&shard).await;
 }
 
 fn reason(status: u16) -> &'static str {
@@ -247,15 +219,7 @@ async fn read_body(
         BodyKind::None => Ok(Vec::new()),
         BodyKind::Length(n) => {
             while inbuf.len() < n {
-                match read_with(shard, st, inbuf, timeout).await {
-                    Read::Data => {}
-                    Read::Timeout => {
-                        return Err(HttpError::new(408, "request body not received in time"))
-                    }
-                    Read::Eof | Read::Stop => {
-                        return Err(HttpError::new(400, "connection closed mid-body"))
-                    }
-                }
+                read_more_body(shard, st, inbuf, timeout).await?;
             }
             Ok(inbuf.drain(..n).collect())
         }
@@ -268,18 +232,31 @@ async fn read_body(
                 if dec.is_done() {
                     return Ok(body);
                 }
-                match read_with(shard, st, inbuf, timeout).await {
-                    Read::Data => {}
-                    Read::Timeout => {
-                        return Err(HttpError::new(408, "request body not received in time"))
-                    }
-                    Read::Eof | Read::Stop => {
-                        return Err(HttpError::new(400, "connection closed mid-body"))
-                    }
-                }
+                read_more_body(shard, st, inbuf, timeout).await?;
             }
         }
     }
+}
+
+/// Reads more of a request body into `inbuf`: a body that stops arriving is a 408, one cut
+/// short by the client (or shutdown) a 400.
+async fn read_more_body(
+    shard: &Rc<Shard>,
+    st: &RefCell<TcpStream>,
+    inbuf: &mut Vec<u8>,
+    timeout: Duration,
+) -> Result<(), HttpError> {
+    match read_with(shard, st, inbuf, timeout).await {
+        Read::Data => Ok(()),
+        Read::Timeout => Err(HttpError::new(408, "request body not received in time")),
+        Read::Eof | Read::Stop => Err(HttpError::new(400, "connection closed mid-body")),
+    }
+}
+
+/// Answers a request the connection cannot go on from (the connection closes after it).
+async fn reject(st: &RefCell<TcpStream>, e: &HttpError) {
+    let body = super::streamable::error_json(&e.reason);
+    let _ = write_all(st, &full_response(e.status, &[], &body, false)).await;
 }
 
 async fn handle(shard: Rc<Shard>, stream: TcpStream) {
@@ -292,8 +269,7 @@ async fn handle(shard: Rc<Shard>, stream: TcpStream) {
             HeadOutcome::Head(h) => h,
             HeadOutcome::Closed => break,
             HeadOutcome::Reject(e) => {
-                let body = super::streamable::error_json(&e.reason);
-                let _ = write_all(&st, &full_response(e.status, &[], &body, false)).await;
+                reject(&st, &e).await;
                 break;
             }
         };
@@ -307,8 +283,7 @@ async fn handle(shard: Rc<Shard>, stream: TcpStream) {
         let body = match read_body(&shard, &st, &mut inbuf, head.body).await {
             Ok(b) => b,
             Err(e) => {
-                let body = super::streamable::error_json(&e.reason);
-                let _ = write_all(&st, &full_response(e.status, &[], &body, false)).await;
+                reject(&st, &e).await;
                 break;
             }
         };

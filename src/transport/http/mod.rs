@@ -161,6 +161,20 @@ impl Response {
             body: streamable::error_json(message),
         }
     }
+
+    /// A response produced through `exchange`, with no extra headers.
+    pub fn exchange(
+        exchange: Rc<Exchange>,
+        priming: bool,
+        forwarded: Option<(usize, SessionId)>,
+    ) -> Response {
+        Response::Exchange {
+            exchange,
+            headers: Vec::new(),
+            priming,
+            forwarded,
+        }
+    }
 }
 
 enum Route {
@@ -212,6 +226,31 @@ pub async fn respond(shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>) -> Re
     }
 }
 
+/// What every POST to an MCP endpoint must say about media types: it accepts both JSON and
+/// SSE (406 otherwise) and sends JSON (415 otherwise).
+fn check_post_media(head: &RequestHead) -> Result<(), Response> {
+    if !(accepts(head, "application/json") && accepts(head, "text/event-stream")) {
+        return Err(Response::error(
+            406,
+            "Accept must list both application/json and text/event-stream",
+        ));
+    }
+    let ct = head.header("content-type").unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/json")
+    {
+        return Err(Response::error(
+            415,
+            "Content-Type must be application/json",
+        ));
+    }
+    Ok(())
+}
+
 fn method_not_allowed(allow: &str) -> Response {
     let mut r = Response::error(405, &format!("method not allowed; use {allow}"));
     if let Response::Full { headers, .. } = &mut r {
@@ -243,21 +282,8 @@ async fn mcp_endpoint(
     let session_header = head.header("mcp-session-id");
     match head.method.as_str() {
         "POST" => {
-            if !(accepts(head, "application/json") && accepts(head, "text/event-stream")) {
-                return Response::error(
-                    406,
-                    "Accept must list both application/json and text/event-stream",
-                );
-            }
-            let ct = head.header("content-type").unwrap_or("");
-            if !ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/json")
-            {
-                return Response::error(415, "Content-Type must be application/json");
+            if let Err(resp) = check_post_media(head) {
+                return resp;
             }
             match session_header {
                 None => {
@@ -326,12 +352,7 @@ fn to_session(shard: &Rc<Shard>, id: &str, server: &str, op: SessionOp, priming:
             op,
             ReplyTo::Local(x.clone()),
         );
-        return Response::Exchange {
-            exchange: x,
-            headers: Vec::new(),
-            priming,
-            forwarded: None,
-        };
+        return Response::exchange(x, priming, None);
     }
     let x = shard.http.new_exchange(shard, true);
     shard.mesh_send(
@@ -344,12 +365,7 @@ fn to_session(shard: &Rc<Shard>, id: &str, server: &str, op: SessionOp, priming:
             reply_exchange: x.key,
         }),
     );
-    Response::Exchange {
-        exchange: x,
-        headers: Vec::new(),
-        priming,
-        forwarded: Some((owner, id)),
-    }
+    Response::exchange(x, priming, Some((owner, id)))
 }
 
 fn legacy_sse(shard: &Rc<Shard>, head: &RequestHead, server: &str) -> Response {
@@ -381,12 +397,7 @@ fn legacy_sse(shard: &Rc<Shard>, head: &RequestHead, server: &str) -> Response {
         event: "endpoint".into(),
         data: streamable::legacy_endpoint(&base, &s.id),
     });
-    Response::Exchange {
-        exchange: x,
-        headers: Vec::new(),
-        priming: false,
-        forwarded: None,
-    }
+    Response::exchange(x, false, None)
 }
 
 fn legacy_messages(shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>, server: &str) -> Response {

@@ -164,39 +164,32 @@ pub fn parse_head(
             ))
         }
         (None, []) => BodyKind::None,
-        (None, [one]) => {
-            let n: usize = one
-                .parse()
-                .map_err(|_| HttpError::new(400, "invalid content-length"))?;
-            if n > max_body_bytes {
-                return Err(HttpError::new(
-                    413,
-                    format!("body of {n} bytes exceeds {max_body_bytes}"),
-                ));
-            }
-            if n == 0 {
-                BodyKind::None
-            } else {
-                BodyKind::Length(n)
-            }
-        }
+        (None, [one]) => match content_length(one, max_body_bytes)? {
+            0 => BodyKind::None,
+            n => BodyKind::Length(n),
+        },
         (None, many) => {
             if many.windows(2).any(|w| w[0] != w[1]) {
                 return Err(HttpError::new(400, "conflicting content-length headers"));
             }
-            let n: usize = many[0]
-                .parse()
-                .map_err(|_| HttpError::new(400, "invalid content-length"))?;
-            if n > max_body_bytes {
-                return Err(HttpError::new(
-                    413,
-                    format!("body of {n} bytes exceeds {max_body_bytes}"),
-                ));
-            }
-            BodyKind::Length(n)
+            BodyKind::Length(content_length(many[0], max_body_bytes)?)
         }
     };
     Ok(Some((head, consumed)))
+}
+
+/// A Content-Length value: a number no larger than `max_body_bytes` (else 413).
+fn content_length(value: &str, max_body_bytes: usize) -> Result<usize, HttpError> {
+    let n: usize = value
+        .parse()
+        .map_err(|_| HttpError::new(400, "invalid content-length"))?;
+    if n > max_body_bytes {
+        return Err(HttpError::new(
+            413,
+            format!("body of {n} bytes exceeds {max_body_bytes}"),
+        ));
+    }
+    Ok(n)
 }
 
 /// Decodes a chunked body incrementally.

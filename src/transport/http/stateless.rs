@@ -320,21 +320,8 @@ pub async fn handle(
         // nothing to DELETE.
         return super::method_not_allowed("POST");
     }
-    if !(super::accepts(head, "application/json") && super::accepts(head, "text/event-stream")) {
-        return Response::error(
-            406,
-            "Accept must list both application/json and text/event-stream",
-        );
-    }
-    let ct = head.header("content-type").unwrap_or("");
-    if !ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case("application/json")
-    {
-        return Response::error(415, "Content-Type must be application/json");
+    if let Err(resp) = super::check_post_media(head) {
+        return resp;
     }
     let mut body = body;
     let frame = match jsonrpc::parse_frame(&mut body, shard.config.limits.batch_messages_max) {
@@ -499,12 +486,7 @@ fn request(shard: &Rc<Shard>, srv: Rc<McpServer>, a: Admitted) -> Response {
         cancel,
     ))
     .detach();
-    Response::Exchange {
-        exchange: x,
-        headers: Vec::new(),
-        priming: false,
-        forwarded: None,
-    }
+    Response::exchange(x, false, None)
 }
 
 /// What the task answering a running request needs to know about it.
@@ -866,12 +848,7 @@ fn listen(shard: &Rc<Shard>, srv: Rc<McpServer>, a: Admitted) -> Response {
         drop(sink);
     })
     .detach();
-    Response::Exchange {
-        exchange: x,
-        headers: Vec::new(),
-        priming: false,
-        forwarded: None,
-    }
+    Response::exchange(x, false, None)
 }
 
 #[cfg(test)]

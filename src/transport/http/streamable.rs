@@ -296,6 +296,14 @@ fn full(status: u16, body: Vec<u8>) -> ReplyEvent {
     }
 }
 
+/// A final answer: `status` with a JSON-RPC error body (invalid request) saying `message`.
+fn error_reply(status: u16, message: impl Into<String>) -> ReplyEvent {
+    full(
+        status,
+        rpc_error_body(&ErrorObject::new(code::INVALID_REQUEST, message)),
+    )
+}
+
 fn rpc_error_body(error: &ErrorObject) -> Vec<u8> {
     jsonrpc::encode_error(None, error)
 }
@@ -314,13 +322,7 @@ pub fn apply(
     let Some(s) = found.filter(|s| s.server == server) else {
         reply.send(
             shard,
-            full(
-                404,
-                rpc_error_body(&ErrorObject::new(
-                    code::INVALID_REQUEST,
-                    "session not found (unknown or ended Mcp-Session-Id)",
-                )),
-            ),
+            error_reply(404, "session not found (unknown or ended Mcp-Session-Id)"),
         );
         return;
     };
@@ -351,12 +353,9 @@ fn get(shard: &Rc<Shard>, s: &Rc<HttpSession>, last_event_id: Option<String>, re
                 None => {
                     reply.send(
                         shard,
-                        full(
+                        error_reply(
                             404,
-                            rpc_error_body(&ErrorObject::new(
-                                code::INVALID_REQUEST,
-                                format!("no stream to resume for Last-Event-ID {n}-{seq}"),
-                            )),
+                            format!("no stream to resume for Last-Event-ID {n}-{seq}"),
                         ),
                     );
                 }
@@ -366,13 +365,7 @@ fn get(shard: &Rc<Shard>, s: &Rc<HttpSession>, last_event_id: Option<String>, re
             if s.standalone.has_live_target() {
                 reply.send(
                     shard,
-                    full(
-                        409,
-                        rpc_error_body(&ErrorObject::new(
-                            code::INVALID_REQUEST,
-                            "this session already has a standalone SSE stream open",
-                        )),
-                    ),
+                    error_reply(409, "this session already has a standalone SSE stream open"),
                 );
                 return;
             }
@@ -481,10 +474,7 @@ pub fn initialize(
     if !is_init {
         return Err((
             400,
-            rpc_error_body(&ErrorObject::new(
-                code::INVALID_REQUEST,
-                "missing Mcp-Session-Id header (only initialize may come without one)",
-            )),
+            error_json("missing Mcp-Session-Id header (only initialize may come without one)"),
         ));
     }
     let s = create(shard, http, server, false).map_err(|e| (503, rpc_error_body(&e)))?;
