@@ -68,10 +68,14 @@ impl<T> Future for OneshotReceiver<T> {
 #[derive(Clone, Default)]
 pub struct CancelToken(Rc<CancelState>);
 
+/// Waiters are kept in slots that each waiting future owns and frees when dropped, so
+/// registering and deregistering cost O(1) however many tasks wait on one token (a shard's
+/// shutdown token has one waiter per connection).
 #[derive(Default)]
 struct CancelState {
     cancelled: Cell<bool>,
-    wakers: RefCell<Vec<Waker>>,
+    slots: RefCell<Vec<Option<Waker>>>,
+    free: RefCell<Vec<usize>>,
 }
 
 impl CancelToken {
@@ -82,7 +86,14 @@ impl CancelToken {
     /// Cancels and wakes every waiter.
     pub fn cancel(&self) {
         self.0.cancelled.set(true);
-        for w in self.0.wakers.borrow_mut().drain(..) {
+        let wakers: Vec<Waker> = self
+            .0
+            .slots
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for w in wakers {
             w.wake();
         }
     }
@@ -91,20 +102,62 @@ impl CancelToken {
         self.0.cancelled.get()
     }
     /// Resolves once cancelled.
-    pub fn cancelled(&self) -> impl Future<Output = ()> + 'static {
-        let token = self.clone();
-        std::future::poll_fn(move |cx| {
-            if token.is_cancelled() {
-                return Poll::Ready(());
+    pub fn cancelled(&self) -> Cancelled {
+        Cancelled {
+            token: self.clone(),
+            slot: None,
+        }
+    }
+}
+
+/// The future of [`CancelToken::cancelled`].
+pub struct Cancelled {
+    token: CancelToken,
+    slot: Option<usize>,
+}
+
+impl Future for Cancelled {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.token.is_cancelled() {
+            return Poll::Ready(());
+        }
+        let state = self.token.0.clone();
+        let mut slots = state.slots.borrow_mut();
+        match self.slot {
+            Some(i) => {
+                let slot = &mut slots[i];
+                if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *slot = Some(cx.waker().clone());
+                }
             }
-            let mut wakers = token.0.wakers.borrow_mut();
-            // Bounded: a task re-registers only when polled again, and at most a handful
-            // of tasks wait on one token; replace an equivalent waker instead of growing.
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
+            None => {
+                let i = match state.free.borrow_mut().pop() {
+                    Some(i) => {
+                        slots[i] = Some(cx.waker().clone());
+                        i
+                    }
+                    None => {
+                        slots.push(Some(cx.waker().clone()));
+                        slots.len() - 1
+                    }
+                };
+                self.slot = Some(i);
             }
-            Poll::Pending
-        })
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        if let Some(i) = self.slot.take() {
+            let state = &self.token.0;
+            if let Some(slot) = state.slots.borrow_mut().get_mut(i) {
+                *slot = None;
+            }
+            state.free.borrow_mut().push(i);
+        }
     }
 }
 
@@ -345,6 +398,23 @@ mod tests {
         t2.cancel();
         block_on(t.cancelled());
         assert!(t.is_cancelled());
+    }
+
+    #[test]
+    fn cancel_waiters_reuse_their_slots() {
+        let t = CancelToken::new();
+        for _ in 0..1000 {
+            let mut f = t.cancelled();
+            assert!(block_on(futures_lite::future::poll_once(&mut f)).is_none());
+        }
+        assert_eq!(t.0.slots.borrow().len(), 1);
+        let mut a = t.cancelled();
+        let mut b = t.cancelled();
+        assert!(block_on(futures_lite::future::poll_once(&mut a)).is_none());
+        assert!(block_on(futures_lite::future::poll_once(&mut b)).is_none());
+        assert_eq!(t.0.slots.borrow().len(), 2);
+        t.cancel();
+        assert!(block_on(futures_lite::future::poll_once(&mut a)).is_some());
     }
 
     #[test]

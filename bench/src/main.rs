@@ -1,10 +1,186 @@
-//! `ringmcp-load`: the load generator for ringmcp's benchmarks. It arrives with the
-//! `just bench` issue (an open-loop io_uring client with HdrHistogram percentiles); until
-//! then this binary says so instead of pretending to measure anything.
+//! `ringmcp-load`: the load generator's command line. `run` drives one load against an
+//! MCP server on this machine and prints (and optionally writes) its report; `worker`
+//! (hidden) is how `run` re-executes itself to spread connections over processes.
+//! The engine is the `ringmcp_bench` library.
+
+use clap::{Args, Parser, Subcommand};
+use ringmcp_bench::config::{
+    echo_arguments, parse_cpu_list, parse_duration_ms, parse_source_addrs, RunConfig, Step, Target,
+};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "ringmcp-load",
+    version,
+    about = "io_uring load generator for MCP servers (closed and open loop, HdrHistogram latency)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Drive load against a server and report throughput, latency and errors.
+    Run(Box<RunArgs>),
+    /// Run one worker process's share of a load (used by `run`; reads its job on stdin).
+    #[command(hide = true)]
+    Worker,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// tcp://HOST:PORT, http://HOST:PORT/mcp[/SERVER] or http-stateless://HOST:PORT/mcp[/SERVER]
+    /// (HOST in 127.0.0.0/8 or localhost).
+    target: String,
+    /// Connections (closed loop: each keeps --pipeline requests in flight).
+    #[arg(short = 'c', long, default_value_t = 64)]
+    connections: usize,
+    /// Measured duration (e.g. 10s, 500ms, 2m).
+    #[arg(short = 'd', long, default_value = "10s")]
+    duration: String,
+    /// Warm-up before the measurement, excluded from every figure.
+    #[arg(long, default_value = "1s")]
+    warmup: String,
+    /// Open loop: this many requests per second over all connections, latency measured
+    /// from each request's intended send time. Without it: closed loop.
+    #[arg(short = 'r', long)]
+    rate: Option<f64>,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 1)]
+    pipeline: u32,
+    /// A connection waiting this long for a response counts its requests as timeouts
+    /// and reconnects; also bounds the drain after the run.
+    #[arg(long, default_value = "5s")]
+    timeout: String,
+    /// TCP connect timeout (an io_uring linked timeout).
+    #[arg(long, default_value = "3s")]
+    connect_timeout: String,
+    /// Open at most this many connections per second (a ramp); default: as fast as the
+    /// kernel goes, 256 connecting at once per thread.
+    #[arg(long)]
+    connect_rate: Option<f64>,
+    /// Worker threads in total (0 = every online core).
+    #[arg(short = 't', long, default_value_t = 0)]
+    threads: usize,
+    /// Worker processes (0 = as many as the open-file limit requires).
+    #[arg(long, default_value_t = 0)]
+    processes: usize,
+    /// CPUs to pin worker threads to, e.g. 1 or 0-3 (default: every online core).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Source addresses, round-robin over connections, e.g. 127.0.0.1-127.0.0.8 (default:
+    /// the kernel's choice, or enough 127.0.0.x for the ephemeral port range).
+    #[arg(long)]
+    source_addrs: Option<String>,
+    /// Tool to call.
+    #[arg(long, default_value = "echo")]
+    tool: String,
+    /// Tool arguments (a JSON object). Default: {"text": <payload-bytes x "x">}.
+    #[arg(long)]
+    arguments: Option<String>,
+    /// Length of the default echo text.
+    #[arg(long, default_value_t = 64)]
+    payload_bytes: usize,
+    /// A step CONNECTIONS:DURATION[:RATE] (repeatable; replaces -c/-d/-r): connections
+    /// ramp up or down at each step, each step is reported on its own.
+    #[arg(long = "step", value_name = "CONNS:DURATION[:RATE]")]
+    steps: Vec<String>,
+    /// Largest response a connection buffers.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_response_bytes: usize,
+    /// The server's pid: report its CPU time over the measured window (and per thread),
+    /// OK responses per server CPU-second, and its RSS (repeatable: summed over
+    /// several server processes).
+    #[arg(long = "server-pid", value_name = "PID")]
+    server_pids: Vec<u32>,
+    /// Write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the latency percentile distribution (HdrHistogram .hgrm text, milliseconds).
+    #[arg(long)]
+    hgrm: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+fn config(a: &RunArgs) -> anyhow::Result<RunConfig> {
+    let steps = a
+        .steps
+        .iter()
+        .map(|s| Step::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let connections = if steps.is_empty() {
+        a.connections
+    } else {
+        steps.iter().map(|s| s.connections).max().unwrap_or(0)
+    };
+    Ok(RunConfig {
+        target: Target::parse(&a.target)?,
+        connections,
+        duration_ms: parse_duration_ms(&a.duration)?,
+        warmup_ms: parse_duration_ms(&a.warmup)?,
+        rate: a.rate,
+        steps,
+        pipeline: a.pipeline,
+        timeout_ms: parse_duration_ms(&a.timeout)?,
+        connect_timeout_ms: parse_duration_ms(&a.connect_timeout)?,
+        connect_rate: a.connect_rate,
+        threads: a.threads,
+        processes: a.processes,
+        cpus: match &a.cpus {
+            Some(c) => parse_cpu_list(c)?,
+            None => Vec::new(),
+        },
+        source_addrs: match &a.source_addrs {
+            Some(s) => parse_source_addrs(s)?,
+            None => Vec::new(),
+        },
+        tool: a.tool.clone(),
+        arguments: a
+            .arguments
+            .clone()
+            .unwrap_or_else(|| echo_arguments(a.payload_bytes)),
+        max_response_bytes: a.max_response_bytes,
+        server_pids: a.server_pids.clone(),
+        progress: !a.quiet,
+        command_line: Some(ringmcp_bench::sys::shell_join(
+            &std::env::args().collect::<Vec<_>>(),
+        )),
+        worker_exe: None,
+    })
+}
+
+fn run(a: &RunArgs) -> anyhow::Result<()> {
+    let cfg = config(a)?;
+    let report = ringmcp_bench::run(&cfg)?;
+    print!("{}", report.render());
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &a.hgrm {
+        let text = report.hgrm().map_err(anyhow::Error::msg)?;
+        std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
 
 fn main() {
-    eprintln!(
-        "ringmcp-load: not built yet; the load generator and the seed's scenarios come with the `just bench` work (see docs/benchmarks.md)"
-    );
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Worker => ringmcp_bench::worker_main(),
+        Command::Run(a) => match run(&a) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("ringmcp-load: {e:#}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
 }

@@ -1,0 +1,198 @@
+//! Reading the server's JSON-RPC messages, sans-I/O: is this a response, to which id,
+//! with a result or an error (and which code), or something else (a notification or a
+//! server-to-client request, which a load generator skips)?
+//!
+//! The message is fully parsed (serde_json validates it) but nothing is built: the result
+//! is skipped except for its `isError` flag, ids are read as numbers, strings are never
+//! copied.
+
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+/// A JSON-RPC id as far as matching goes: ours are non-negative integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcId {
+    /// A non-negative integer id.
+    Num(u64),
+    /// A string, negative or fractional id: never one of ours.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for RpcId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RpcId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON-RPC id")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RpcId, E> {
+                Ok(RpcId::Num(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RpcId, E> {
+                Ok(u64::try_from(v).map_or(RpcId::Other, RpcId::Num))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<RpcId, E> {
+                Ok(RpcId::Other)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<RpcId, E> {
+                Ok(RpcId::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct ResultProbe {
+    #[serde(rename = "isError", default)]
+    is_error: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct ErrorProbe {
+    code: i64,
+}
+
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    jsonrpc: Option<IgnoredAny>,
+    #[serde(default)]
+    id: Option<RpcId>,
+    #[serde(default)]
+    method: Option<IgnoredAny>,
+    #[serde(default)]
+    result: Option<ResultProbe>,
+    #[serde(default)]
+    error: Option<ErrorProbe>,
+}
+
+/// What a message from the server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// A response with a result. `tool_error` is the tools/call result's `isError`.
+    Result {
+        /// Its id (`None`: null or absent).
+        id: Option<RpcId>,
+        /// `result.isError == true`.
+        tool_error: bool,
+    },
+    /// A response with an error.
+    Error {
+        /// Its id (`None`: null, as for a parse error).
+        id: Option<RpcId>,
+        /// `error.code`.
+        code: i64,
+    },
+    /// A notification or a server-to-client request (has `method`).
+    Other,
+}
+
+/// Why a message is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// Not JSON, or not the shape of a JSON-RPC message.
+    #[error("not a JSON-RPC message: {0}")]
+    Invalid(String),
+}
+
+/// Reads one message (a batch is not a reply to anything we send).
+pub fn classify(msg: &[u8]) -> Result<Reply, ReplyError> {
+    let p: Probe = serde_json::from_slice(msg).map_err(|e| ReplyError::Invalid(e.to_string()))?;
+    if p.jsonrpc.is_none() {
+        return Err(ReplyError::Invalid("missing jsonrpc".into()));
+    }
+    if p.method.is_some() {
+        return Ok(Reply::Other);
+    }
+    match (p.result, p.error) {
+        (Some(r), None) => Ok(Reply::Result {
+            id: p.id,
+            tool_error: r.is_error == Some(true),
+        }),
+        (None, Some(e)) => Ok(Reply::Error {
+            id: p.id,
+            code: e.code,
+        }),
+        _ => Err(ReplyError::Invalid(
+            "a response needs exactly one of result and error".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_and_errors() {
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"hi \"x\""}]}}"#),
+            Ok(Reply::Result {
+                id: Some(RpcId::Num(7)),
+                tool_error: false
+            })
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":8,"result":{"content":[],"isError":true}}"#),
+            Ok(Reply::Result {
+                id: Some(RpcId::Num(8)),
+                tool_error: true
+            })
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Unknown tool: nope"}}"#),
+            Ok(Reply::Error {
+                id: Some(RpcId::Num(3)),
+                code: -32602
+            })
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#),
+            Ok(Reply::Error {
+                id: None,
+                code: -32700
+            })
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":"abc","result":{}}"#),
+            Ok(Reply::Result {
+                id: Some(RpcId::Other),
+                tool_error: false
+            })
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":-1,"result":{}}"#),
+            Ok(Reply::Result {
+                id: Some(RpcId::Other),
+                tool_error: false
+            })
+        );
+    }
+
+    #[test]
+    fn notifications_and_requests_are_other() {
+        assert_eq!(
+            classify(
+                br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#
+            ),
+            Ok(Reply::Other)
+        );
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":9,"method":"roots/list"}"#),
+            Ok(Reply::Other)
+        );
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert!(classify(b"").is_err());
+        assert!(classify(b"{\"jsonrpc\":\"2.0\",\"id\":1").is_err());
+        assert!(classify(br#"{"id":1,"result":{}}"#).is_err());
+        assert!(classify(br#"{"jsonrpc":"2.0","id":1}"#).is_err());
+        assert!(classify(br#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1}}"#).is_err());
+        assert!(classify(br#"{"jsonrpc":"2.0","id":1,"result":{}} trailing"#).is_err());
+    }
+}
