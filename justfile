@@ -13,19 +13,51 @@ test:
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --all-targets -- -D warnings
+    cargo clippy --workspace --all-targets -- -D warnings
 
 # Everything CI runs.
 ci:
     bash .ci/run
 
-# The benchmark scenarios against ringmcp (load generator: crate bench/, docs/benchmarks.md).
-bench *ARGS:
+# SCALE multiplies every duration: 0.5 keeps the whole run near 5 minutes on 2 cores; 1 is
+# the seed's durations. Raw JSON and .hgrm files land in OUT (docs/benchmarks.md).
+#
+# Scenarios against ringmcp (TCP and HTTP) + registry example -> docs/benchmarks/results.md.
+bench SCALE="0.5" OUT="target/bench/results":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p ringmcp -p ringmcp-bench --bins
+    load=target/release/ringmcp-load
+    rm -rf "{{OUT}}"; mkdir -p "{{OUT}}/tcp" "{{OUT}}/http" docs/benchmarks
+    cmds=()
+    for transport in tcp http; do
+        cmd="$load scenario all --transport $transport --scale {{SCALE}} --out-dir {{OUT}}/$transport --server-bin target/release/ringmcp -q"
+        echo "+ $cmd"; cmds+=(--command "$cmd")
+        $cmd
+    done
+    registry=()
+    if [ -f shards/examples/registry_bench.rs ]; then
+        cmd="cargo run --release -p ringmcp-shards --example registry_bench -- --json {{OUT}}/registry.json"
+        echo "+ $cmd"; cmds+=(--command "$cmd")
+        if $cmd; then registry=(--registry "{{OUT}}/registry.json"); else echo "registry_bench failed: left out of the report"; fi
+    else
+        echo "shards/examples/registry_bench.rs is not there yet: the registry figures are skipped"
+    fi
+    $load report --in "{{OUT}}/tcp" --in "{{OUT}}/http" --out docs/benchmarks/results.md "${registry[@]}" "${cmds[@]}"
+
+# e.g. `just load scenario flood --transport http --scale 0.2` or `just load run tcp://127.0.0.1:7070`.
+#
+# One scenario (baseline, flood, bombing, saturate, hold, all) or any ringmcp-load command.
+load *ARGS:
     cargo run --release -p ringmcp-bench --bin ringmcp-load -- {{ARGS}}
 
-# The same scenarios against the peer servers (rmcp, Python and TypeScript SDKs), side by side.
-bench-peers *ARGS:
-    cargo run --release -p ringmcp-bench --bin ringmcp-load -- peers {{ARGS}}
+# Installs the Python and TypeScript SDK peers on first use (PyPI, npm) under target/bench/peers.
+# A peer that cannot be installed or started is reported and left out.
+#
+# baseline + saturate (64 conns) vs rmcp, Python and TypeScript SDKs -> docs/benchmarks/peers.md.
+bench-peers SCALE="0.5" *ARGS:
+    cargo build --release -p ringmcp -p ringmcp-bench --bins
+    target/release/ringmcp-load peers --scale {{SCALE}} --server-bin target/release/ringmcp --out docs/benchmarks/peers.md -q {{ARGS}}
 
 # Needs Node 22 and npx, and a running server (e.g. `just run`). For revision 2026-07-28:
 #   just conformance_version=0.2.0-alpha.12 conformance URL --requirements 2026-07-28

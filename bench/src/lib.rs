@@ -25,7 +25,8 @@
 //! and open-loop arithmetic), [`request`] (what is sent), [`http`] and [`jsonrpc`] (what
 //! is read), [`stats`] and [`hgrm`] (what is counted), [`engine`] (the io_uring worker),
 //! [`run`] (threads, processes, monitoring), [`report`], [`sys`] (/proc and limits).
-//! [`peers`] starts the servers measured side by side.
+//! [`peers`] starts the servers measured side by side; [`scenarios`] runs the seed's
+//! scenarios against a ringmcp it starts, and writes the results report.
 
 pub mod clock;
 pub mod config;
@@ -37,6 +38,7 @@ pub mod peers;
 pub mod report;
 pub mod request;
 pub mod run;
+pub mod scenarios;
 pub mod schedule;
 pub mod stats;
 pub mod sys;

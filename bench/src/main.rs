@@ -24,6 +24,13 @@ struct Cli {
 enum Command {
     /// Drive load against a server and report throughput, latency and errors.
     Run(Box<RunArgs>),
+    /// Run a seed scenario (or all) against a ringmcp server started for it.
+    Scenario(ScenarioArgs),
+    /// Baseline and saturate (64 connections) against ringmcp and each peer over
+    /// Streamable HTTP, with ratios to ringmcp, as markdown.
+    Peers(PeersArgs),
+    /// Write the markdown results report from the scenarios' JSON summaries.
+    Report(ReportArgs),
     /// Run one worker process's share of a load (used by `run`; reads its job on stdin).
     #[command(hide = true)]
     Worker,
@@ -106,6 +113,152 @@ struct RunArgs {
     quiet: bool,
 }
 
+#[derive(Args)]
+struct ScenarioArgs {
+    /// baseline, flood, bombing, saturate, hold or all.
+    name: String,
+    /// The ringmcp binary (default: `ringmcp` next to this binary, or RINGMCP_BIN).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Multiplies every duration (1 = the seed's durations).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// tcp or http (Streamable HTTP, a session per connection).
+    #[arg(long, default_value = "tcp")]
+    transport: String,
+    /// Where the JSON reports, .hgrm files, summaries and server logs go.
+    #[arg(long, default_value = "target/bench")]
+    out_dir: PathBuf,
+    /// The server's --shards (default: every online core).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// No progress bars and no per-run reports (the scenario tables only).
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct PeersArgs {
+    /// Peers to measure (default: ringmcp, rmcp, python-sdk, typescript-sdk).
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// The ringmcp binary (default: `ringmcp` next to this binary, or RINGMCP_BIN).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Multiplies every duration (1 = 30 s baseline, 10 s saturate).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Where the JSON reports and peer installations go.
+    #[arg(long, default_value = "target/bench/peers")]
+    out_dir: PathBuf,
+    /// The markdown file to write.
+    #[arg(long, default_value = "docs/benchmarks/peers.md")]
+    out: PathBuf,
+    /// No progress bars.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+fn peers(a: &PeersArgs) -> anyhow::Result<()> {
+    use ringmcp_bench::peers::Peer;
+    use ringmcp_bench::scenarios::{render_peers_markdown, run_peers, ScenarioOptions};
+    let list: Vec<Peer> = if a.peers.is_empty() {
+        Peer::ALL.to_vec()
+    } else {
+        a.peers
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, String>>()
+            .map_err(anyhow::Error::msg)?
+    };
+    let command_line = ringmcp_bench::sys::shell_join(&std::env::args().collect::<Vec<_>>());
+    let o = ScenarioOptions {
+        server_bin: a
+            .server_bin
+            .clone()
+            .unwrap_or_else(|| ringmcp_bench::peers::StartOptions::default().ringmcp_bin),
+        scale: a.scale,
+        transport: ringmcp_bench::Transport::Http,
+        out_dir: a.out_dir.clone(),
+        shards: None,
+        quiet: a.quiet,
+        command_line: command_line.clone(),
+    };
+    let figs = run_peers(&o, &list)?;
+    let text = render_peers_markdown(&figs, &command_line);
+    print!("{text}");
+    if let Some(dir) = a.out.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    std::fs::write(&a.out, text)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
+    Ok(())
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A directory of `*.summary.json` (repeatable).
+    #[arg(long = "in", required = true)]
+    dirs: Vec<PathBuf>,
+    /// The markdown file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// The registry example's JSON (shards/examples/registry_bench.rs --json), if any.
+    #[arg(long)]
+    registry: Option<PathBuf>,
+    /// A command that produced the figures, listed in the report (repeatable).
+    #[arg(long = "command")]
+    commands: Vec<String>,
+}
+
+fn scenario(a: &ScenarioArgs) -> anyhow::Result<()> {
+    use ringmcp_bench::scenarios::{run_scenarios, Scenario, ScenarioOptions};
+    let list = Scenario::parse_list(&a.name).map_err(anyhow::Error::msg)?;
+    let transport = match a.transport.as_str() {
+        "tcp" => ringmcp_bench::Transport::Tcp,
+        "http" => ringmcp_bench::Transport::Http,
+        other => anyhow::bail!("--transport must be tcp or http, not {other:?}"),
+    };
+    let o = ScenarioOptions {
+        server_bin: a
+            .server_bin
+            .clone()
+            .unwrap_or_else(|| ringmcp_bench::peers::StartOptions::default().ringmcp_bin),
+        scale: a.scale,
+        transport,
+        out_dir: a.out_dir.clone(),
+        shards: a.shards,
+        quiet: a.quiet,
+        command_line: ringmcp_bench::sys::shell_join(&std::env::args().collect::<Vec<_>>()),
+    };
+    run_scenarios(&list, &o)?;
+    Ok(())
+}
+
+fn report(a: &ReportArgs) -> anyhow::Result<()> {
+    use ringmcp_bench::scenarios::{read_summaries, render_markdown};
+    let summaries = read_summaries(&a.dirs)?;
+    anyhow::ensure!(!summaries.is_empty(), "no *.summary.json in {:?}", a.dirs);
+    let registry = match &a.registry {
+        Some(p) if p.exists() => Some(serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(p)?,
+        )?),
+        _ => None,
+    };
+    let text = render_markdown(&summaries, registry.as_ref(), &a.commands);
+    if let Some(dir) = a.out.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    std::fs::write(&a.out, text)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
 fn config(a: &RunArgs) -> anyhow::Result<RunConfig> {
     let steps = a
         .steps
@@ -170,17 +323,24 @@ fn run(a: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn exit_code(r: anyhow::Result<()>) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("ringmcp-load: {e:#}");
+            1
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Worker => ringmcp_bench::worker_main(),
-        Command::Run(a) => match run(&a) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("ringmcp-load: {e:#}");
-                1
-            }
-        },
+        Command::Run(a) => exit_code(run(&a)),
+        Command::Scenario(a) => exit_code(scenario(&a)),
+        Command::Report(a) => exit_code(report(&a)),
+        Command::Peers(a) => exit_code(peers(&a)),
     };
     std::process::exit(code);
 }
