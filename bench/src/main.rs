@@ -173,10 +173,7 @@ fn peers(a: &PeersArgs) -> anyhow::Result<()> {
     };
     let command_line = ringmcp_bench::sys::shell_join(&std::env::args().collect::<Vec<_>>());
     let o = ScenarioOptions {
-        server_bin: a
-            .server_bin
-            .clone()
-            .unwrap_or_else(|| ringmcp_bench::peers::StartOptions::default().ringmcp_bin),
+        server_bin: server_bin(&a.server_bin),
         scale: a.scale,
         transport: ringmcp_bench::Transport::Http,
         out_dir: a.out_dir.clone(),
@@ -187,13 +184,7 @@ fn peers(a: &PeersArgs) -> anyhow::Result<()> {
     let figs = run_peers(&o, &list)?;
     let text = render_peers_markdown(&figs, &command_line);
     print!("{text}");
-    if let Some(dir) = a.out.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    std::fs::write(&a.out, text)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
+    write_out(&a.out, &text)?;
     Ok(())
 }
 
@@ -213,6 +204,24 @@ struct ReportArgs {
     commands: Vec<String>,
 }
 
+/// The server binary given, else the default ringmcp binary.
+fn server_bin(given: &Option<PathBuf>) -> PathBuf {
+    given
+        .clone()
+        .unwrap_or_else(|| ringmcp_bench::peers::StartOptions::default().ringmcp_bin)
+}
+
+/// Writes `text` to `out`, creating its parent directory first.
+fn write_out(out: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = out.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    std::fs::write(out, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+    Ok(())
+}
+
 fn scenario(a: &ScenarioArgs) -> anyhow::Result<()> {
     use ringmcp_bench::scenarios::{run_scenarios, Scenario, ScenarioOptions};
     let list = Scenario::parse_list(&a.name).map_err(anyhow::Error::msg)?;
@@ -222,10 +231,7 @@ fn scenario(a: &ScenarioArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("--transport must be tcp or http, not {other:?}"),
     };
     let o = ScenarioOptions {
-        server_bin: a
-            .server_bin
-            .clone()
-            .unwrap_or_else(|| ringmcp_bench::peers::StartOptions::default().ringmcp_bin),
+        server_bin: server_bin(&a.server_bin),
         scale: a.scale,
         transport,
         out_dir: a.out_dir.clone(),
@@ -248,13 +254,7 @@ fn report(a: &ReportArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let text = render_markdown(&summaries, registry.as_ref(), &a.commands);
-    if let Some(dir) = a.out.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    std::fs::write(&a.out, text)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
+    write_out(&a.out, &text)?;
     eprintln!("wrote {}", a.out.display());
     Ok(())
 }

@@ -710,6 +710,25 @@ pub fn git_commit() -> Option<String> {
     Some(c)
 }
 
+/// A row's cells as the text and markdown tables print them, in column order.
+fn row_cells(r: &Row) -> [String; 12] {
+    [
+        r.label.clone(),
+        group(r.connections as u64),
+        rate_text(r.offered_per_s),
+        group(r.ok_per_s.round() as u64),
+        us(r.p50_us),
+        us(r.p95_us),
+        us(r.p99_us),
+        us(r.max_us),
+        opt_f(r.server_cpu_s, 2),
+        r.ok_per_server_cpu_s
+            .map_or("-".into(), |v| group(v.round() as u64)),
+        mib(r.server_rss_kib),
+        errors_text(&r.errors),
+    ]
+}
+
 fn errors_text(e: &BTreeMap<String, u64>) -> String {
     if e.is_empty() {
         "0".into()
@@ -759,22 +778,11 @@ pub fn render_table(s: &ScenarioSummary) -> String {
         "RSS MiB"
     );
     for r in &s.rows {
+        let [label, conns, offered, ok, p50, p95, p99, max, cpu, ok_cpu, rss, errors] =
+            row_cells(r);
         let _ = writeln!(
             o,
-            "{:<22} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>9}  {}",
-            r.label,
-            group(r.connections as u64),
-            rate_text(r.offered_per_s),
-            group(r.ok_per_s.round() as u64),
-            us(r.p50_us),
-            us(r.p95_us),
-            us(r.p99_us),
-            us(r.max_us),
-            opt_f(r.server_cpu_s, 2),
-            r.ok_per_server_cpu_s
-                .map_or("-".into(), |v| group(v.round() as u64)),
-            mib(r.server_rss_kib),
-            errors_text(&r.errors)
+            "{label:<22} {conns:>7} {offered:>10} {ok:>10} {p50:>9} {p95:>9} {p99:>9} {max:>9} {cpu:>9} {ok_cpu:>12} {rss:>9}  {errors}",
         );
         if let Some(b) = r.rss_bytes_per_conn {
             let _ = writeln!(
@@ -877,23 +885,7 @@ pub fn render_markdown(
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
         for r in &s.rows {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.label,
-                group(r.connections as u64),
-                rate_text(r.offered_per_s),
-                group(r.ok_per_s.round() as u64),
-                us(r.p50_us),
-                us(r.p95_us),
-                us(r.p99_us),
-                us(r.max_us),
-                opt_f(r.server_cpu_s, 2),
-                r.ok_per_server_cpu_s
-                    .map_or("-".into(), |v| group(v.round() as u64)),
-                mib(r.server_rss_kib),
-                errors_text(&r.errors)
-            );
+            let _ = writeln!(o, "| {} |", row_cells(r).join(" | "));
         }
         for r in &s.rows {
             if let Some(b) = r.rss_bytes_per_conn {

@@ -1448,6 +1448,93 @@ fn our_row(label: &str, ops_s: f64, dist: Dist, wait_pct: Option<f64>) -> String
     )
 }
 
+/// What the table rows of `print_shard_rows` read from one shard's run.
+trait ShardRun {
+    fn shard(&self) -> usize;
+    fn cpu(&self) -> usize;
+    fn rate(&self) -> f64;
+    fn hist(&self) -> &Histogram<u64>;
+    fn wait_pct(&self) -> Option<f64>;
+}
+
+impl ShardRun for LookupOutcome {
+    fn shard(&self) -> usize {
+        self.shard
+    }
+    fn cpu(&self) -> usize {
+        self.cpu
+    }
+    fn rate(&self) -> f64 {
+        self.ops_per_s()
+    }
+    fn hist(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+    fn wait_pct(&self) -> Option<f64> {
+        self.cpu_wait_pct
+    }
+}
+
+impl ShardRun for MixedOutcome {
+    fn shard(&self) -> usize {
+        self.shard
+    }
+    fn cpu(&self) -> usize {
+        self.cpu
+    }
+    fn rate(&self) -> f64 {
+        ops_per_s(self.ops, self.elapsed)
+    }
+    fn hist(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+    fn wait_pct(&self) -> Option<f64> {
+        self.cpu_wait_pct
+    }
+}
+
+/// Prints the rows of each shard alone, of all `n` shards at once (their sum, from
+/// `agg_ops_s` and `agg`), then of each of those shards.
+fn print_shard_rows<T: ShardRun>(
+    n: usize,
+    single: &[T],
+    parallel: &[T],
+    agg_ops_s: f64,
+    agg: &Histogram<u64>,
+) {
+    for s in single {
+        println!(
+            "{}",
+            our_row(
+                &format!("ringmcp, 1 shard alone (cpu {})", s.cpu()),
+                s.rate(),
+                Dist::of(s.hist(), PS_PER_NS),
+                s.wait_pct()
+            )
+        );
+    }
+    println!(
+        "{}",
+        our_row(
+            &format!("ringmcp, {n} shards at once (sum)"),
+            agg_ops_s,
+            Dist::of(agg, PS_PER_NS),
+            max_wait(parallel.iter().map(|s| s.wait_pct()))
+        )
+    );
+    for s in parallel {
+        println!(
+            "{}",
+            our_row(
+                &format!("  shard {} of {n} (cpu {})", s.shard(), s.cpu()),
+                s.rate(),
+                Dist::of(s.hist(), PS_PER_NS),
+                s.wait_pct()
+            )
+        );
+    }
+}
+
 fn print_lookups(
     cfg: &Config,
     n: usize,
@@ -1483,38 +1570,8 @@ fn print_lookups(
         "{}",
         seed_row("seed (Erlang, sharded ETS)", "~140,000", seed::LOOKUP_US)
     );
-    for s in single {
-        println!(
-            "{}",
-            our_row(
-                &format!("ringmcp, 1 shard alone (cpu {})", s.cpu),
-                s.ops_per_s(),
-                Dist::of(&s.hist, PS_PER_NS),
-                s.cpu_wait_pct
-            )
-        );
-    }
     let (agg_ops_s, agg) = aggregate_lookups(parallel);
-    println!(
-        "{}",
-        our_row(
-            &format!("ringmcp, {n} shards at once (sum)"),
-            agg_ops_s,
-            Dist::of(&agg, PS_PER_NS),
-            max_wait(parallel.iter().map(|s| s.cpu_wait_pct))
-        )
-    );
-    for s in parallel {
-        println!(
-            "{}",
-            our_row(
-                &format!("  shard {} of {n} (cpu {})", s.shard, s.cpu),
-                s.ops_per_s(),
-                Dist::of(&s.hist, PS_PER_NS),
-                s.cpu_wait_pct
-            )
-        );
-    }
+    print_shard_rows(n, single, parallel, agg_ops_s, &agg);
     if let Some(s) = single.first() {
         println!(
             "rounds:    1 shard: median {} ops/s per round (min {}, max {}); {n} shards scale x{:.2} over 1 shard",
@@ -1638,38 +1695,8 @@ fn print_mixed(cfg: &Config, n: usize, single: &[MixedOutcome], parallel: &[Mixe
         "{}",
         seed_row("seed (Erlang, sharded ETS)", "81,542", seed::MIXED_US)
     );
-    for s in single {
-        println!(
-            "{}",
-            our_row(
-                &format!("ringmcp, 1 shard alone (cpu {})", s.cpu),
-                ops_per_s(s.ops, s.elapsed),
-                Dist::of(&s.hist, PS_PER_NS),
-                s.cpu_wait_pct
-            )
-        );
-    }
     let (agg_ops_s, agg, agg_counts) = aggregate_mixed(parallel);
-    println!(
-        "{}",
-        our_row(
-            &format!("ringmcp, {n} shards at once (sum)"),
-            agg_ops_s,
-            Dist::of(&agg, PS_PER_NS),
-            max_wait(parallel.iter().map(|s| s.cpu_wait_pct))
-        )
-    );
-    for s in parallel {
-        println!(
-            "{}",
-            our_row(
-                &format!("  shard {} of {n} (cpu {})", s.shard, s.cpu),
-                ops_per_s(s.ops, s.elapsed),
-                Dist::of(&s.hist, PS_PER_NS),
-                s.cpu_wait_pct
-            )
-        );
-    }
+    print_shard_rows(n, single, parallel, agg_ops_s, &agg);
     if let Some(s) = single.first() {
         let c = s.counts;
         println!(

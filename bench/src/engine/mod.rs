@@ -860,12 +860,7 @@ impl<'a> Worker<'a> {
         if c.fd >= 0 {
             // shutdown first: operations in flight hold their own reference to the
             // socket, and shutdown makes them complete now.
-            // SAFETY: the fd is ours and closed once (set to -1 below).
-            unsafe {
-                libc::shutdown(c.fd, libc::SHUT_RDWR);
-                libc::close(c.fd);
-            }
-            c.fd = -1;
+            close_fd(&mut c.fd);
         }
         c.gen = (c.gen + 1) & GEN_MASK;
         c.tx.clear();
@@ -990,12 +985,7 @@ impl<'a> Worker<'a> {
                     ctx.stats.error(Some(step), ErrorKind::Incomplete, n);
                 });
             if c.fd >= 0 {
-                // SAFETY: our fd, closed once.
-                unsafe {
-                    libc::shutdown(c.fd, libc::SHUT_RDWR);
-                    libc::close(c.fd);
-                }
-                c.fd = -1;
+                close_fd(&mut c.fd);
                 c.gen = (c.gen + 1) & GEN_MASK;
             }
         }
@@ -1048,6 +1038,18 @@ impl<'a> Worker<'a> {
             }
         }
     }
+}
+
+/// Shuts down and closes `fd` (which must be open and ours), then marks it closed
+/// (-1). Shutdown comes first: operations in flight hold their own reference to the
+/// socket, and shutdown makes them complete now.
+fn close_fd(fd: &mut std::os::fd::RawFd) {
+    // SAFETY: the fd is ours and closed once (set to -1 below).
+    unsafe {
+        libc::shutdown(*fd, libc::SHUT_RDWR);
+        libc::close(*fd);
+    }
+    *fd = -1;
 }
 
 #[cfg(test)]
