@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{read_lines, serve_on_any_port, sigterm_child, wait_timeout};
+use common::{read_lines, serve_on_any_port, sigterm_child, wait_timeout, Spawned};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -132,12 +132,12 @@ fn serve_refuses_a_connection_target_the_host_cannot_hold() {
         eprintln!("skipped: RLIMIT_NOFILE {hard} holds 100000 connections on this host");
         return;
     }
-    let mut child = serve_on_any_port(1)
-        .args(["--set", "server.connections_target=100000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ringmcp serve");
+    let mut child = Spawned::spawn(
+        serve_on_any_port(1)
+            .args(["--set", "server.connections_target=100000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let status = wait_timeout(&mut child, Duration::from_secs(20));
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
@@ -153,13 +153,13 @@ fn serve_refuses_a_connection_target_the_host_cannot_hold() {
 
 #[test]
 fn serve_starts_on_an_unready_host_when_allowed() {
-    let mut child = serve_on_any_port(1)
-        .args(["--set", "server.connections_target=100000000"])
-        .arg("--allow-unready-host")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ringmcp serve");
+    let mut child = Spawned::spawn(
+        serve_on_any_port(1)
+            .args(["--set", "server.connections_target=100000000"])
+            .arg("--allow-unready-host")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let (rx, _) = read_lines(child.stderr.take().unwrap());
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);

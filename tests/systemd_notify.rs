@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{read_lines, serve_on_any_port, sigterm_child, wait_timeout};
+use common::{read_lines, serve_on_any_port, sigterm_child, wait_timeout, Spawned};
 use std::os::unix::net::UnixDatagram;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -23,15 +23,15 @@ fn serve_notifies_ready_watchdog_and_stopping() {
     let path = std::env::temp_dir().join(format!("ringmcp-notify-it-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
-    let mut child = serve_on_any_port(2)
-        .env("NOTIFY_SOCKET", &path)
-        // 400 ms: a ping every 200 ms, a heartbeat every 50 ms.
-        .env("WATCHDOG_USEC", "400000")
-        .env_remove("WATCHDOG_PID")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ringmcp serve");
+    let mut child = Spawned::spawn(
+        serve_on_any_port(2)
+            .env("NOTIFY_SOCKET", &path)
+            // 400 ms: a ping every 200 ms, a heartbeat every 50 ms.
+            .env("WATCHDOG_USEC", "400000")
+            .env_remove("WATCHDOG_PID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut got = Vec::new();
@@ -68,13 +68,13 @@ fn serve_notifies_ready_watchdog_and_stopping() {
 #[test]
 fn serve_without_notify_socket_runs_as_before() {
     // No NOTIFY_SOCKET: nothing is sent, the process starts and stops as it always did.
-    let mut child = serve_on_any_port(1)
-        .env_remove("NOTIFY_SOCKET")
-        .env("WATCHDOG_USEC", "1000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ringmcp serve");
+    let mut child = Spawned::spawn(
+        serve_on_any_port(1)
+            .env_remove("NOTIFY_SOCKET")
+            .env("WATCHDOG_USEC", "1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let (rx, reader) = read_lines(child.stderr.take().unwrap());
     let mut log = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -579,6 +579,39 @@ pub fn serve_on_any_port(shards: usize) -> Command {
     cmd
 }
 
+/// A spawned `ringmcp` that is killed when dropped, so a failing assertion never leaves a
+/// server running. Derefs to the [`Child`].
+pub struct Spawned(pub Child);
+
+impl Spawned {
+    /// Spawns `cmd`, failing the test if it cannot start.
+    pub fn spawn(cmd: &mut Command) -> Spawned {
+        Spawned(cmd.spawn().expect("start ringmcp serve"))
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Sends SIGTERM to a child process (which may have exited already).
 pub fn sigterm_child(child: &Child) {
     // SAFETY: plain kill(2) on our own child process.
