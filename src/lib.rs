@@ -18,6 +18,7 @@ pub mod config;
 pub mod hostcheck;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod metrics;
 pub mod rt;
 pub mod runtime;
 pub mod schema;

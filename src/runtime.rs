@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::jsonrpc;
+use crate::metrics::{Metrics, ShardMetrics};
 use crate::rt::{CancelToken, Host, OutMsg, Outbound};
 use crate::server::{CoreLimits, McpServer, ServerFactory};
 use anyhow::Context as _;
@@ -68,6 +69,8 @@ pub struct Shard {
     pub shutdown: CancelToken,
     /// Open connections.
     pub connections: Cell<usize>,
+    /// Every shard's metrics (this shard writes only its own, [`Shard::stats`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Shard {
@@ -82,6 +85,12 @@ impl Shard {
             batch_max: l.batch_messages_max,
             shard: self.index,
         }
+    }
+
+    /// This shard's counters.
+    #[inline]
+    pub fn stats(&self) -> &ShardMetrics {
+        self.metrics.shard(self.index)
     }
 
     /// Mints a session id that routes to this shard.
@@ -325,6 +334,7 @@ pub fn run_shards(
     let cpus = allowed_cpus();
     let builder = mesh_builder::<MeshMsg>(shards, config.limits.mesh_channel_capacity);
     let failed = Arc::new(AtomicUsize::new(0));
+    let metrics = Arc::new(Metrics::new(shards));
     let mut handles = Vec::with_capacity(shards);
     for i in 0..shards {
         let cpu = cpus[i % cpus.len()];
@@ -334,12 +344,21 @@ pub fn run_shards(
         let main = main.clone();
         let builder = builder.clone();
         let failed = failed.clone();
+        let metrics = metrics.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("ringmcp-shard-{i}"))
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
-                let result =
-                    shard_main(config, shards, factories, stop.clone(), builder, main).await;
+                let result = shard_main(
+                    config,
+                    shards,
+                    factories,
+                    stop.clone(),
+                    builder,
+                    main,
+                    metrics,
+                )
+                .await;
                 if let Err(e) = &result {
                     tracing::error!("shard failed: {e:#}");
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -379,6 +398,7 @@ async fn shard_main(
         glommio::channels::channel_mesh::Full,
     >,
     main: ShardMain,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
     let (index, mut mesh) = if shards > 1 {
         let mesh = Mesh::join(builder)
@@ -419,6 +439,7 @@ async fn shard_main(
         http: Default::default(),
         shutdown: CancelToken::new(),
         connections: Cell::new(0),
+        metrics,
     });
     // Mesh consumers: one task per peer, feeding the shard.
     for (from, rx) in receivers {
