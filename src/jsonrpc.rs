@@ -27,6 +27,15 @@ pub mod code {
     pub const CLIENT_REQUEST_FAILED: i64 = -32003;
     /// ringmcp: the server is shutting down and no longer takes requests.
     pub const SHUTTING_DOWN: i64 = -32004;
+    /// ringmcp: a rate limit refused the message (`data.reason`, `data.retryAfterMs`).
+    pub const RATE_LIMITED: i64 = -32005;
+    /// ringmcp: the shard is overloaded (in-flight or queue bound reached; `data.reason`,
+    /// `data.retryAfterMs`). Nothing of the request was done: it is safe to retry.
+    pub const OVERLOADED: i64 = -32006;
+    /// ringmcp: the circuit breaker of the server or tool is open (`data.retryAfterMs`).
+    pub const CIRCUIT_OPEN: i64 = -32007;
+    /// ringmcp: the tool call ran past its timeout and was cancelled (`data.timeoutMs`).
+    pub const TOOL_TIMEOUT: i64 = -32008;
     /// MCP 2026-07-28: a routing header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`)
     /// is missing or disagrees with the body.
     pub const HEADER_MISMATCH: i64 = -32020;
