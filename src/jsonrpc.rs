@@ -198,10 +198,24 @@ impl FrameError {
     }
 }
 
+/// Messages up to this size are parsed with the thread's reused simd-json buffers; a
+/// larger one gets buffers of its own, so no thread keeps a large buffer after it.
+const REUSED_BUFFERS_MAX_INPUT: usize = 64 << 10;
+
+thread_local! {
+    // simd-json's working buffers, reused across messages instead of allocated per parse.
+    static PARSE_BUFFERS: std::cell::RefCell<simd_json::Buffers> =
+        std::cell::RefCell::new(simd_json::Buffers::default());
+}
+
 /// Parses one frame in place (simd-json mutates the buffer). `batch_max` bounds batch length.
 pub fn parse_frame(buf: &mut [u8], batch_max: usize) -> Result<Frame, FrameError> {
-    let value: Value =
-        simd_json::serde::from_slice(buf).map_err(|e| FrameError::Parse(e.to_string()))?;
+    let value: Value = if buf.len() <= REUSED_BUFFERS_MAX_INPUT {
+        PARSE_BUFFERS.with(|b| simd_json::serde::from_slice_with_buffers(buf, &mut b.borrow_mut()))
+    } else {
+        simd_json::serde::from_slice(buf)
+    }
+    .map_err(|e| FrameError::Parse(e.to_string()))?;
     match value {
         Value::Array(items) => {
             if items.is_empty() {
@@ -333,6 +347,44 @@ pub fn encode_error(id: Option<&Id>, error: &ErrorObject) -> Vec<u8> {
         id,
         error,
     })
+}
+
+/// The error code of a response encoded by [`encode_error`], or `None` for one encoded by
+/// [`encode_result`] (or anything else): metrics tell answers apart without decoding them
+/// again. It reads only the prefix both encoders write, `{"jsonrpc":"2.0","id":<id>,` and
+/// then `"error":{"code":<n>` or `"result":`; nothing inside a result can be mistaken for it.
+pub fn encoded_error_code(encoded: &[u8]) -> Option<i64> {
+    let rest = encoded.strip_prefix(br#"{"jsonrpc":"2.0","id":"#)?;
+    let rest = &rest[encoded_id_len(rest)?..];
+    let rest = rest.strip_prefix(br#","error":{"code":"#)?;
+    let end = rest
+        .iter()
+        .position(|b| !(b.is_ascii_digit() || *b == b'-'))
+        .unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+/// The length of the encoded id (`null`, an integer or a string) at the start of `b`.
+fn encoded_id_len(b: &[u8]) -> Option<usize> {
+    match b.first()? {
+        b'"' => {
+            let mut i = 1;
+            while i < b.len() {
+                match b[i] {
+                    b'\\' => i += 2,
+                    b'"' => return Some(i + 1),
+                    _ => i += 1,
+                }
+            }
+            None
+        }
+        b'n' => b.starts_with(b"null").then_some(4),
+        _ => Some(
+            b.iter()
+                .position(|c| !(c.is_ascii_digit() || *c == b'-'))
+                .unwrap_or(b.len()),
+        ),
+    }
 }
 
 /// Encodes a notification.
@@ -489,5 +541,31 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}"#
         );
         assert_eq!(encode_batch(&[b"1".to_vec(), b"2".to_vec()]), b"[1,2]");
+    }
+
+    #[test]
+    fn error_codes_are_read_back_from_encoded_responses() {
+        let ids = [
+            None,
+            Some(Id::Num(7)),
+            Some(Id::Num(-3)),
+            Some(Id::Str("x\\\",\"error\":{\"code\":1}".into())),
+            Some(Id::Str(String::new())),
+        ];
+        for id in &ids {
+            let e = encode_error(id.as_ref(), &ErrorObject::new(-32601, "nope"));
+            assert_eq!(encoded_error_code(&e), Some(-32601), "{id:?}");
+            if let Some(id) = id {
+                // A result that looks like an error inside is still a result.
+                let r = encode_result(id, &serde_json::json!({"error": {"code": 5}}));
+                assert_eq!(encoded_error_code(&r), None, "{id:?}");
+            }
+        }
+        assert_eq!(encoded_error_code(b"[]"), None);
+        assert_eq!(encoded_error_code(b""), None);
+        assert_eq!(
+            encoded_error_code(br#"{"jsonrpc":"2.0","id":"unterminated"#),
+            None
+        );
     }
 }

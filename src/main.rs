@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use ringmcp::admin;
 use ringmcp::config::{Config, DEFAULT_TOML};
 use ringmcp::hostcheck;
 use ringmcp::runtime::{run_shards, ShardMain, StopFlag};
@@ -66,6 +67,9 @@ struct ServeArgs {
     /// HTTP listen address (overrides http.listen).
     #[arg(long)]
     http_listen: Option<std::net::SocketAddr>,
+    /// Admin listen address for /metrics, /health, /ready (overrides admin.listen).
+    #[arg(long)]
+    admin_listen: Option<std::net::SocketAddr>,
     /// Start even when the host cannot hold server.connections_target connections (the
     /// failed checks are logged as warnings).
     #[arg(long)]
@@ -142,6 +146,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(l) = args.http_listen {
                 cfg.http.listen = l;
+            }
+            if let Some(l) = args.admin_listen {
+                cfg.admin.listen = l;
             }
             cfg.validate()?;
             init_logging(&cfg.server.log_level);
@@ -263,6 +270,7 @@ fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let ready = Arc::new(AtomicUsize::new(0));
     let tcp_enabled = cfg.tcp.enabled;
     let http_enabled = cfg.http.enabled;
+    let admin_enabled = cfg.admin.enabled;
     let mut endpoints = Vec::new();
     if tcp_enabled {
         endpoints.push(format!("{} (tcp)", cfg.tcp.listen));
@@ -270,6 +278,9 @@ fn serve(mut cfg: Config) -> anyhow::Result<()> {
     }
     if http_enabled {
         endpoints.push(format!("http://{}/mcp (http)", cfg.http.listen));
+    }
+    if admin_enabled {
+        endpoints.push(format!("http://{}/metrics (admin)", cfg.admin.listen));
     }
     let endpoints = endpoints.join(", ");
     let shard_systemd = systemd.clone();
@@ -288,6 +299,13 @@ fn serve(mut cfg: Config) -> anyhow::Result<()> {
             } else {
                 None
             };
+            // The admin listener: shard 0 only.
+            let admin_task = if admin_enabled && shard.index == 0 {
+                Some(admin::start(&shard)?)
+            } else {
+                None
+            };
+            shard.stats().listening.set(1);
             systemd.start_heartbeat(shard.index);
             if ready.fetch_add(1, Ordering::AcqRel) + 1 == shard.count {
                 tracing::info!(
@@ -309,6 +327,12 @@ fn serve(mut cfg: Config) -> anyhow::Result<()> {
             };
             if let Some(t) = http_task {
                 t.await;
+            }
+            shard.stats().stopped.set(1);
+            if let Some(t) = admin_task {
+                // /ready answers 503 until every shard has drained.
+                admin::linger(&shard).await;
+                drop(t);
             }
             result
         })

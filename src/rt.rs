@@ -203,6 +203,8 @@ pub struct OutQueue {
     inner: RefCell<OutQueueInner>,
     messages_max: usize,
     bytes_max: usize,
+    /// The shard's metrics, whose queue-depth gauges follow this queue (sum over queues).
+    metrics: Option<Rc<crate::metrics::LocalMetrics>>,
 }
 
 struct OutQueueInner {
@@ -218,6 +220,24 @@ struct OutQueueInner {
 impl OutQueue {
     /// A queue bounded by messages and bytes.
     pub fn new(messages_max: usize, bytes_max: usize) -> Rc<Self> {
+        Self::build(messages_max, bytes_max, None)
+    }
+
+    /// A queue bounded by messages and bytes whose depth and sent messages count in
+    /// `metrics` (`ringmcp_outbound_queue_messages`, `..._bytes`, `ringmcp_messages_sent_total`).
+    pub fn counted(
+        messages_max: usize,
+        bytes_max: usize,
+        metrics: Rc<crate::metrics::LocalMetrics>,
+    ) -> Rc<Self> {
+        Self::build(messages_max, bytes_max, Some(metrics))
+    }
+
+    fn build(
+        messages_max: usize,
+        bytes_max: usize,
+        metrics: Option<Rc<crate::metrics::LocalMetrics>>,
+    ) -> Rc<Self> {
         Rc::new(OutQueue {
             inner: RefCell::new(OutQueueInner {
                 queue: VecDeque::new(),
@@ -230,24 +250,36 @@ impl OutQueue {
             }),
             messages_max,
             bytes_max,
+            metrics,
         })
+    }
+
+    /// Follows a change of this queue's depth in the shard's gauges.
+    fn count_depth(&self, messages: i64, bytes: i64) {
+        if let Some(m) = &self.metrics {
+            let s = m.stats();
+            s.outbound_messages.add(messages);
+            s.outbound_bytes.add(bytes);
+        }
     }
 
     /// Takes every queued message (the writer's side); waits while empty and open. Returns
     /// an empty vector once closed and drained.
-    pub fn drain(&self) -> impl Future<Output = Vec<OutMsg>> + '_ {
+    pub fn drain(&self) -> impl Future<Output = VecDeque<OutMsg>> + '_ {
         std::future::poll_fn(move |cx| {
             let mut inner = self.inner.borrow_mut();
             if !inner.queue.is_empty() {
+                self.count_depth(-(inner.queue.len() as i64), -(inner.bytes as i64));
                 inner.bytes = 0;
-                let out: Vec<OutMsg> = inner.queue.drain(..).collect();
+                // Taken whole: an idle connection's queue keeps no capacity.
+                let out = std::mem::take(&mut inner.queue);
                 for w in inner.space_waiters.drain(..) {
                     w.wake();
                 }
                 return Poll::Ready(out);
             }
             if inner.closed {
-                return Poll::Ready(Vec::new());
+                return Poll::Ready(VecDeque::new());
             }
             inner.writer = Some(cx.waker().clone());
             Poll::Pending
@@ -313,6 +345,15 @@ impl OutQueue {
     }
 }
 
+impl Drop for OutQueue {
+    fn drop(&mut self) {
+        // Whatever was never written leaves the shard's gauges with the queue.
+        let inner = self.inner.get_mut();
+        let (messages, bytes) = (inner.queue.len() as i64, inner.bytes as i64);
+        self.count_depth(-messages, -bytes);
+    }
+}
+
 impl OutQueueInner {
     fn mark_closed(&mut self) {
         self.closed = true;
@@ -345,6 +386,10 @@ impl Outbound for OutQueue {
         }
         inner.bytes += len;
         inner.queue.push_back(msg);
+        self.count_depth(1, len as i64);
+        if let Some(m) = &self.metrics {
+            m.stats().messages_sent.inc();
+        }
         if let Some(w) = inner.writer.take() {
             w.wake();
         }
@@ -374,6 +419,27 @@ pub trait Host {
     /// Sends a list_changed notification (`method`) to every session of `server` on every
     /// shard.
     fn list_changed(&self, server: &str, method: &str);
+    /// The time now, for the core's time-based state (circuit breakers, timeouts).
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+    /// Counts a refusal in the shard's metrics (`ringmcp_rejections_total{reason}`); a host
+    /// without metrics ignores it.
+    fn reject(&self, why: crate::metrics::Reject) {
+        let _ = why;
+    }
+    /// A request with `method` arrived (`None`: a message that could not be read as a
+    /// request). The core finishes the probe when the answer is queued, or drops it when
+    /// the request ends without one; the host's metrics count the request, its answer or
+    /// error code, and its latency. A host without metrics returns `None`; the host owns
+    /// the clock, so the core stays free of it.
+    fn request_probe(&self, method: Option<&str>) -> Option<crate::metrics::RequestProbe> {
+        let _ = method;
+        None
+    }
+    /// Counts one JSON-RPC message received from the client
+    /// (`ringmcp_messages_received_total`); a host without metrics ignores it.
+    fn message_received(&self) {}
 }
 
 #[cfg(test)]
@@ -415,6 +481,25 @@ mod tests {
         assert_eq!(t.0.slots.borrow().len(), 2);
         t.cancel();
         assert!(block_on(futures_lite::future::poll_once(&mut a)).is_some());
+    }
+
+    #[test]
+    fn a_counted_queue_keeps_the_shard_gauges() {
+        let all = std::sync::Arc::new(crate::metrics::Metrics::new(1));
+        let local = crate::metrics::LocalMetrics::new(all.clone(), 0);
+        let s = all.shard(0);
+        let a = OutQueue::counted(10, 100, local.clone());
+        let b = OutQueue::counted(10, 100, local);
+        a.send(OutMsg::Owned(b"abc".to_vec())).unwrap();
+        a.send(OutMsg::Owned(b"de".to_vec())).unwrap();
+        b.send(OutMsg::Owned(b"f".to_vec())).unwrap();
+        assert_eq!((s.outbound_messages.get(), s.outbound_bytes.get()), (3, 6));
+        assert_eq!(block_on(a.drain()).len(), 2);
+        assert_eq!((s.outbound_messages.get(), s.outbound_bytes.get()), (1, 1));
+        // A queue dropped with messages in it takes them out of the gauges.
+        drop(b);
+        assert_eq!((s.outbound_messages.get(), s.outbound_bytes.get()), (0, 0));
+        assert_eq!(s.messages_sent.get(), 3);
     }
 
     #[test]

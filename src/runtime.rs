@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::jsonrpc;
-use crate::metrics::{Metrics, ShardMetrics};
+use crate::metrics::{LocalMetrics, Method, Metrics, RequestProbe, ShardMetrics};
 use crate::rt::{CancelToken, Host, OutMsg, Outbound};
 use crate::server::{CoreLimits, McpServer, ServerFactory};
 use anyhow::Context as _;
@@ -37,6 +37,8 @@ pub enum MeshMsg {
     Shard(ShardMsg),
     /// HTTP traffic: forwarded requests and their answers.
     Http(crate::transport::http::HttpMsg),
+    /// Metrics traffic: shard 0 asking for, and receiving, latency histograms.
+    Metrics(crate::admin::MetricsMsg),
 }
 
 /// The ordered queue of messages for one peer while its channel is full.
@@ -69,13 +71,29 @@ pub struct Shard {
     pub shutdown: CancelToken,
     /// Open connections.
     pub connections: Cell<usize>,
+    /// Admission control: accept rate, connections per source, the shard's message rate and
+    /// its requests in flight (every session and accept loop of the shard shares it).
+    pub gate: Rc<crate::limits::ShardGate>,
     /// Every shard's metrics (this shard writes only its own, [`Shard::stats`]).
     pub metrics: Arc<Metrics>,
+    /// [`Shard::core_limits`], built on first use.
+    core_limits: std::cell::OnceCell<Rc<CoreLimits>>,
+    /// This shard's counters and its latency histograms (shard-local).
+    pub local_metrics: Rc<LocalMetrics>,
+    /// Metrics requests this shard (shard 0) is collecting answers for.
+    pub admin: crate::admin::AdminShared,
 }
 
 impl Shard {
-    /// Limits the session core enforces, from the configuration.
-    pub fn core_limits(&self) -> CoreLimits {
+    /// Limits the session core enforces, from the configuration: built once per shard and
+    /// shared by every session (one pointer per session instead of a copy).
+    pub fn core_limits(&self) -> Rc<CoreLimits> {
+        self.core_limits
+            .get_or_init(|| Rc::new(self.build_core_limits()))
+            .clone()
+    }
+
+    fn build_core_limits(&self) -> CoreLimits {
         let l = &self.config.limits;
         CoreLimits {
             in_flight_max: l.session_in_flight_requests_max,
@@ -84,6 +102,9 @@ impl Shard {
             page_size: l.page_size,
             batch_max: l.batch_messages_max,
             shard: self.index,
+            tool_call_timeout: (l.tool_call_timeout_ms > 0)
+                .then(|| Duration::from_millis(l.tool_call_timeout_ms)),
+            breaker: self.config.breaker.settings(),
         }
     }
 
@@ -93,16 +114,57 @@ impl Shard {
         self.metrics.shard(self.index)
     }
 
+    /// Starts measuring a request with `method` (`None`: a message that could not be read
+    /// as a request); see [`RequestProbe`].
+    pub fn request_probe(&self, method: Option<&str>) -> RequestProbe {
+        self.local_metrics.probe(Method::of(method))
+    }
+
+    /// Takes a session out of the registry partition; counts it as closed if it was there.
+    pub fn unregister_session(&self, id: &SessionId) -> bool {
+        let removed = self.partition.borrow_mut().remove(id).is_some();
+        if removed {
+            self.stats().sessions_closed.inc();
+        }
+        removed
+    }
+
     /// Mints a session id that routes to this shard.
     pub fn mint_session_id(&self) -> anyhow::Result<SessionId> {
         SessionId::mint(self.index, self.count).context("cannot mint a session id")
     }
 
-    /// Delivers `bytes` to every local subscriber of `topic`.
+    /// Delivers `bytes` to every local subscriber of `topic`. At debug level it logs how
+    /// long queueing took and when the last subscriber's message was written.
     fn fan_out_topic(&self, topic: &str, bytes: Rc<[u8]>) {
-        let partition = self.partition.borrow();
-        for (_, out) in partition.subscribers(topic) {
-            let _ = out.send(OutMsg::Shared(bytes.clone()));
+        let started = std::time::Instant::now();
+        let mut subscribers = 0usize;
+        {
+            let partition = self.partition.borrow();
+            for (_, out) in partition.subscribers(topic) {
+                let _ = out.send(OutMsg::Shared(bytes.clone()));
+                subscribers += 1;
+            }
+        }
+        if subscribers > 0 && tracing::enabled!(tracing::Level::DEBUG) {
+            let queued_us = started.elapsed().as_micros() as u64;
+            let shard = self.index;
+            // The connections' writers were woken in order and run in that order. A new
+            // task runs first, but one that wakes itself again goes behind them: after its
+            // yield, this shard has written every message whose socket had room (what a
+            // subscriber's notification needs; a full socket would wait longer).
+            glommio::spawn_local(async move {
+                futures_lite::future::yield_now().await;
+                let written_us = started.elapsed().as_micros() as u64;
+                tracing::debug!(
+                    shard,
+                    subscribers,
+                    queued_us,
+                    written_us,
+                    "resource update fanned out"
+                );
+            })
+            .detach();
         }
     }
 
@@ -116,6 +178,7 @@ impl Shard {
 
     /// Handles a message from another shard.
     fn on_mesh(self: &Rc<Self>, from: usize, msg: MeshMsg) {
+        self.stats().mesh_received.inc();
         match msg {
             MeshMsg::Shard(ShardMsg::Publish { topic, bytes }) => {
                 self.fan_out_topic(&topic, bytes.into())
@@ -135,6 +198,7 @@ impl Shard {
                 }
             }
             MeshMsg::Http(m) => crate::transport::http::on_mesh(self, m),
+            MeshMsg::Metrics(m) => crate::admin::on_mesh(self, from, m),
         }
     }
 
@@ -147,19 +211,26 @@ impl Shard {
             return;
         };
         debug_assert_ne!(to, self.index, "a local call never goes through the mesh");
+        let stats = self.stats();
         let mut q = self.mesh_pending[to].borrow_mut();
         if !q.pumping && q.queue.is_empty() {
             match mesh.try_send_to(to, msg) {
-                Ok(()) => return,
+                Ok(()) => {
+                    stats.mesh_sent.inc();
+                    return;
+                }
                 Err(e) if e.is_full() => {
                     q.queue.push_back(e.into_inner());
                 }
                 Err(_) => {
+                    stats.mesh_dropped.inc();
                     tracing::debug!(to, "mesh channel closed: message dropped");
                     return;
                 }
             }
         } else if q.queue.len() >= self.config.limits.mesh_pending_messages_max {
+            stats.mesh_dropped.inc();
+            stats.reject(crate::metrics::Reject::MeshFull);
             tracing::error!(
                 to,
                 "mesh queue full (limits.mesh_pending_messages_max): message dropped"
@@ -168,21 +239,32 @@ impl Shard {
         } else {
             q.queue.push_back(msg);
         }
+        stats.mesh_pending.add(1);
         if !q.pumping {
             q.pumping = true;
             let me = self.clone();
             glommio::spawn_local(async move {
+                let stats = me.stats();
                 loop {
                     let next = me.mesh_pending[to].borrow_mut().queue.pop_front();
                     let Some(msg) = next else { break };
-                    let Some(mesh) = &me.mesh else { break };
+                    stats.mesh_pending.add(-1);
+                    let Some(mesh) = &me.mesh else {
+                        stats.mesh_dropped.inc();
+                        break;
+                    };
                     if mesh.send_to(to, msg).await.is_err() {
+                        stats.mesh_dropped.inc();
                         break;
                     }
+                    stats.mesh_sent.inc();
                 }
                 let mut q = me.mesh_pending[to].borrow_mut();
                 q.pumping = false;
+                let left = q.queue.len();
                 q.queue.clear();
+                stats.mesh_pending.add(-(left as i64));
+                stats.mesh_dropped.add(left as u64);
             })
             .detach();
         }
@@ -227,7 +309,9 @@ impl Host for ConnHost {
             .partition
             .borrow_mut()
             .register(*session, server, self.out.clone())
-            .map_err(|e| format!("cannot register the session: {e}"))
+            .map_err(|e| format!("cannot register the session: {e}"))?;
+        self.shard.stats().sessions_opened.inc();
+        Ok(())
     }
 
     fn subscribe(&self, session: &SessionId, server: &str, uri: &str) -> Result<(), String> {
@@ -266,6 +350,18 @@ impl Host for ConnHost {
             bytes: bytes.clone(),
         });
         self.shard.fan_out_server(server, bytes.into());
+    }
+
+    fn reject(&self, why: crate::metrics::Reject) {
+        self.shard.stats().reject(why);
+    }
+
+    fn request_probe(&self, method: Option<&str>) -> Option<RequestProbe> {
+        Some(self.shard.request_probe(method))
+    }
+
+    fn message_received(&self) {
+        self.shard.stats().messages_received.inc();
     }
 }
 
@@ -439,8 +535,20 @@ async fn shard_main(
         http: Default::default(),
         shutdown: CancelToken::new(),
         connections: Cell::new(0),
+        gate: {
+            let m = metrics.clone();
+            crate::limits::ShardGate::new(
+                &config.limits,
+                Box::new(move |why| m.shard(index).reject(why)),
+            )
+        },
+        local_metrics: LocalMetrics::new(metrics.clone(), index),
         metrics,
+        core_limits: Default::default(),
+        admin: Default::default(),
     });
+    // Health zones: this shard evaluates itself every zones.interval_ms.
+    glommio::spawn_local(crate::admin::evaluate_zones(shard.clone())).detach();
     // Mesh consumers: one task per peer, feeding the shard.
     for (from, rx) in receivers {
         let s = shard.clone();

@@ -7,6 +7,7 @@
 //! shard by a factory (see [`ServerFactory`]), so handlers may hold `Rc` state; state that
 //! every shard must see lives behind something `Sync` the factory captures.
 
+use crate::breaker::SharedBreaker;
 use crate::jsonrpc::{self, ErrorObject, Id};
 use crate::mcp::input::InputRound;
 use crate::mcp::meta::{self, RequestMeta};
@@ -21,7 +22,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Builds one shard's copy of a server; called once on every shard at start.
 pub type ServerFactory = Arc<dyn Fn() -> McpServer + Send + Sync>;
@@ -58,6 +59,8 @@ pub struct McpServer {
     pub(crate) resources: Vec<Resource>,
     pub(crate) templates: Vec<ResourceTemplate>,
     pub(crate) prompts: Vec<Prompt>,
+    /// This shard's circuit breaker for the whole server (see [`crate::breaker`]).
+    pub(crate) breaker: SharedBreaker,
 }
 
 impl McpServer {
@@ -73,6 +76,7 @@ impl McpServer {
             resources: Vec::new(),
             templates: Vec::new(),
             prompts: Vec::new(),
+            breaker: SharedBreaker::default(),
         }
     }
     /// Sets the title.
@@ -135,6 +139,10 @@ pub struct Tool {
     pub annotations: Option<Value>,
     visible: Option<Rc<dyn Fn() -> bool>>,
     pub(crate) handler: ToolHandler,
+    /// `input_schema` compiled on first use (tools do not change once served).
+    pub(crate) validator: std::cell::OnceCell<crate::schema::Validator>,
+    /// This shard's circuit breaker for the tool.
+    pub(crate) breaker: SharedBreaker,
 }
 
 impl Tool {
@@ -153,6 +161,8 @@ impl Tool {
             annotations: None,
             visible: None,
             handler: Rc::new(move |args, ctx| Box::pin(handler(args, ctx))),
+            validator: Default::default(),
+            breaker: SharedBreaker::default(),
         }
     }
 
@@ -771,6 +781,36 @@ pub struct CoreLimits {
     pub batch_max: usize,
     /// The index of the shard the session lives on (reported in initialize's `_meta`).
     pub shard: usize,
+    /// How long a tool call may run without reporting progress (`None`: no limit).
+    pub tool_call_timeout: Option<Duration>,
+    /// The circuit breakers' settings (`None`: disabled).
+    pub breaker: Option<crate::breaker::BreakerConfig>,
+}
+
+/// A JSON value a session keeps but seldom reads (what the client said about itself),
+/// held as its compact text: one small allocation instead of a map per object, strings
+/// and all, for every idle session.
+#[derive(Debug, Default)]
+pub(crate) struct CompactJson(RefCell<Option<Box<str>>>);
+
+impl CompactJson {
+    pub(crate) fn new(v: &Value) -> Self {
+        let c = CompactJson::default();
+        c.set(v);
+        c
+    }
+    /// Replaces the value (`null` is kept as nothing).
+    pub(crate) fn set(&self, v: &Value) {
+        *self.0.borrow_mut() = (!v.is_null()).then(|| v.to_string().into_boxed_str());
+    }
+    /// The value (`null` when none was set).
+    pub(crate) fn get(&self) -> Value {
+        self.0
+            .borrow()
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null)
+    }
 }
 
 /// State shared by a session and the handlers it runs.
@@ -784,12 +824,12 @@ pub struct SessionCore {
     /// The runtime.
     pub host: Rc<dyn Host>,
     /// Limits.
-    pub limits: CoreLimits,
+    pub limits: Rc<CoreLimits>,
     pub(crate) revision: Cell<Revision>,
     /// The lowest level sent as `notifications/message`; `None` sends none.
     pub(crate) log_level: Cell<Option<LogLevel>>,
-    pub(crate) client_capabilities: RefCell<Value>,
-    pub(crate) client_info: RefCell<Value>,
+    pub(crate) client_capabilities: CompactJson,
+    pub(crate) client_info: CompactJson,
     pending: RefCell<HashMap<Id, OneshotSender<Result<Value, ErrorObject>>>>,
     next_request: Cell<u64>,
 }
@@ -801,18 +841,18 @@ impl SessionCore {
         server: Rc<McpServer>,
         out: Rc<dyn Outbound>,
         host: Rc<dyn Host>,
-        limits: CoreLimits,
+        limits: impl Into<Rc<CoreLimits>>,
     ) -> Rc<Self> {
         Rc::new(SessionCore {
             id,
             server,
             out,
             host,
-            limits,
+            limits: limits.into(),
             revision: Cell::new(Revision::LATEST),
             log_level: Cell::new(Some(LogLevel::Debug)),
-            client_capabilities: RefCell::new(json!({})),
-            client_info: RefCell::new(Value::Null),
+            client_capabilities: CompactJson::new(&json!({})),
+            client_info: CompactJson::default(),
             pending: RefCell::new(HashMap::new()),
             next_request: Cell::new(0),
         })
@@ -827,7 +867,7 @@ impl SessionCore {
         server: Rc<McpServer>,
         out: Rc<dyn Outbound>,
         host: Rc<dyn Host>,
-        limits: CoreLimits,
+        limits: impl Into<Rc<CoreLimits>>,
         revision: Revision,
         meta: &RequestMeta,
     ) -> Rc<Self> {
@@ -835,8 +875,8 @@ impl SessionCore {
         let core = Self::new(id, server, out, host, limits);
         core.revision.set(revision);
         core.log_level.set(meta.log_level);
-        *core.client_capabilities.borrow_mut() = meta.client_capabilities.clone();
-        *core.client_info.borrow_mut() = meta.client_info.clone();
+        core.client_capabilities.set(&meta.client_capabilities);
+        core.client_info.set(&meta.client_info);
         core
     }
 
@@ -881,6 +921,9 @@ pub struct Ctx {
     cancel: CancelToken,
     /// Under a stateless revision: where client requests find their answers.
     input: Option<Rc<InputRound>>,
+    /// A tool call's last sign of life: [`Ctx::progress`] sets it, and the call's timeout
+    /// counts from it.
+    activity: Option<Rc<Cell<Instant>>>,
 }
 
 impl Ctx {
@@ -893,7 +936,22 @@ impl Ctx {
             progress_token,
             cancel,
             input: None,
+            activity: None,
         }
+    }
+
+    /// The context of one tool call's handler: its own cancellation `cancel` (which the
+    /// caller fires on the client's cancellation, on the call's timeout, or when the call is
+    /// dropped) and the clock `activity` that each progress report sets.
+    pub(crate) fn for_call(mut self, cancel: CancelToken, activity: Rc<Cell<Instant>>) -> Self {
+        self.cancel = cancel;
+        self.activity = Some(activity);
+        self
+    }
+
+    /// The request's cancellation token (fired when the client cancels it).
+    pub(crate) fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
     }
 
     /// Serves [`request_client`](Self::request_client) from `round` (the stateless
@@ -934,13 +992,13 @@ impl Ctx {
 
     /// The capabilities the client declared (at initialize, or in this request's `_meta`).
     pub fn client_capabilities(&self) -> Value {
-        self.core.client_capabilities.borrow().clone()
+        self.core.client_capabilities.get()
     }
 
     /// The client's `Implementation` object (`name`, `version`, ...) from initialize or
     /// this request's `_meta`; `Null` when the client did not say.
     pub fn client_info(&self) -> Value {
-        self.core.client_info.borrow().clone()
+        self.core.client_info.get()
     }
 
     /// Whether the request carried a progress token.
@@ -948,8 +1006,13 @@ impl Ctx {
         self.progress_token.is_some()
     }
 
-    /// Sends `notifications/progress` when the request carried a progress token.
+    /// Sends `notifications/progress` when the request carried a progress token. Either
+    /// way, a tool call that reports progress is working: its timeout
+    /// (`limits.tool_call_timeout_ms`) counts from the last report.
     pub fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
+        if let Some(a) = &self.activity {
+            a.set(self.core.host.now());
+        }
         let Some(token) = &self.progress_token else {
             return;
         };
@@ -1070,7 +1133,7 @@ impl Ctx {
             ));
         }
         if let Some(cap) = capability {
-            if self.core.client_capabilities.borrow().get(cap).is_none() {
+            if self.core.client_capabilities.get().get(cap).is_none() {
                 if round.is_some() {
                     // The request cannot be served without it: -32021, not a failed call.
                     return Err(meta::missing_capability(

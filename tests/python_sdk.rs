@@ -28,6 +28,14 @@ const REQUIREMENTS_PATH: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/requirements.txt");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/stdio_client.py");
 const HTTP_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/http_client.py");
+const LIMITS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/limits_client.py");
+/// One tool call per second per session, no burst: the second call in a row is refused.
+const TOOL_RATE_ARGS: [&str; 4] = [
+    "--set",
+    "limits.tool_calls_per_session_per_s=1",
+    "--set",
+    "limits.tool_calls_per_session_burst=1",
+];
 const MARKER: &str = ".ringmcp-requirements";
 const INSTALL_HINT: &str = "install Python 3.10 or newer with its venv module \
      (Debian/Ubuntu: apt-get install -y python3 python3-venv), with access to PyPI";
@@ -63,6 +71,40 @@ fn official_python_sdk_client_drives_streamable_http() {
         ),
         "py-sdk-http-client",
         "the Python SDK HTTP client",
+    );
+    eprintln!(
+        "{}",
+        output
+            .lines()
+            .filter(|l| !l.starts_with("INFO "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// A rate-limited `tools/call` reaches the SDK's caller as an `McpError` with code -32005,
+/// the reason in its message and `data.retryAfterMs`; after that wait the next call passes.
+/// Over stdio, over Streamable HTTP (the refused POST is answered 200 with the JSON-RPC error
+/// and `Retry-After`, so the SDK keeps its transport and session: a 429 would tear both down),
+/// and over the legacy HTTP+SSE transport (answers on the event stream).
+#[test]
+fn official_python_sdk_client_sees_a_rate_limit_as_an_mcp_error() {
+    let python = venv_python(&ensure_venv());
+    let server = common::Server::start(1, &TOOL_RATE_ARGS);
+    let output = run_client_checks(
+        Command::new(&python)
+            .arg(LIMITS_SCRIPT)
+            .env("RINGMCP_BIN", BIN)
+            .env("RINGMCP_ARGS", TOOL_RATE_ARGS.join(" "))
+            .env(
+                "RINGMCP_HTTP_BASE",
+                format!("http://127.0.0.1:{}", server.http_port),
+            )
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        "py-sdk-limits-client",
+        Duration::from_secs(120),
+        "the Python SDK client under rate limits",
     );
     eprintln!(
         "{}",

@@ -46,7 +46,7 @@ fn serve_notifies_ready_watchdog_and_stopping() {
         }
     }
     assert!(
-        got[0].starts_with("READY=1\nSTATUS=listening on 127.0.0.1:0 (tcp), http://127.0.0.1:0/mcp (http), 2 shards"),
+        got[0].starts_with("READY=1\nSTATUS=listening on 127.0.0.1:0 (tcp), http://127.0.0.1:0/mcp (http), http://127.0.0.1:0/metrics (admin), 2 shards"),
         "{got:?}"
     );
 

@@ -23,6 +23,13 @@ const PACKAGE_LOCK: &str = include_str!("typescript/package-lock.json");
 const SCRIPT: &str = include_str!("typescript/http_client.mjs");
 const SDK: &str = "@modelcontextprotocol/sdk";
 const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// One tool call per second per session, no burst: the second call in a row is refused.
+const TOOL_RATE_ARGS: [&str; 4] = [
+    "--set",
+    "limits.tool_calls_per_session_per_s=1",
+    "--set",
+    "limits.tool_calls_per_session_burst=1",
+];
 
 fn ensure_sdk() -> PathBuf {
     let pinned = pinned_version(PACKAGE_JSON, SDK);
@@ -31,6 +38,9 @@ fn ensure_sdk() -> PathBuf {
     })
 }
 
+/// Also, against a second server with a tool call rate, a refused `tools/call` reaches the
+/// SDK's caller as an `McpError` (-32005, `data.reason`, `data.retryAfterMs`) while the
+/// session carries on.
 #[test]
 fn official_typescript_sdk_client_drives_streamable_http() {
     let (node, node_version) = system_node();
@@ -40,11 +50,19 @@ fn official_typescript_sdk_client_drives_streamable_http() {
     write_atomic(&script, SCRIPT);
     // Two shards: the SDK's connections reach both, so some requests are forwarded.
     let server = common::Server::start(2, &[]);
+    let limited = common::Server::start(1, &TOOL_RATE_ARGS);
     let output = run_client_checks(
-        Command::new(&node).arg(&script).current_dir(&dir).env(
-            "RINGMCP_HTTP_BASE",
-            format!("http://127.0.0.1:{}", server.http_port),
-        ),
+        Command::new(&node)
+            .arg(&script)
+            .current_dir(&dir)
+            .env(
+                "RINGMCP_HTTP_BASE",
+                format!("http://127.0.0.1:{}", server.http_port),
+            )
+            .env(
+                "RINGMCP_LIMITED_BASE",
+                format!("http://127.0.0.1:{}", limited.http_port),
+            ),
         "ts-sdk-http-client",
         RUN_LIMIT,
         &format!("the TypeScript SDK client (node {node_version})"),

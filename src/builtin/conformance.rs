@@ -1097,6 +1097,8 @@ mod tests {
             page_size: 100,
             batch_max: 8,
             shard: 0,
+            tool_call_timeout: None,
+            breaker: None,
         }
     }
 
@@ -1110,7 +1112,7 @@ mod tests {
             host.clone(),
             limits(),
         );
-        *core.client_capabilities.borrow_mut() = client_capabilities;
+        core.client_capabilities.set(&client_capabilities);
         Harness { core, out, host }
     }
 

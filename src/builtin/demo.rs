@@ -9,6 +9,7 @@ use crate::server::{
     arg_f64, arg_str, Content, LogLevel, McpServer, Prompt, PromptOutput, Resource,
     ResourceContents, ResourceTemplate, ServerFactory, Tool, ToolOutput,
 };
+use futures_lite::FutureExt;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -172,9 +173,29 @@ fn build(shared: Arc<Shared>) -> McpServer {
         ))
         .tool(Tool::new(
             "fail",
-            "Always fails as a tool (isError: true), not as a protocol error.",
-            json!({"type":"object","properties":{}}),
-            |_args, _ctx| async move { Ok(ToolOutput::error("this tool always fails")) },
+            "Fails as asked, to see the circuit breakers and the call timeout at work. mode \"result\" (the default): a tool result with isError: true, the tool's answer, which breakers do not count; \"error\": a JSON-RPC internal error; \"panic\": the handler panics; \"sleep\": waits `ms` (stopping early when cancelled), then answers; \"ok\": answers at once.",
+            json!({"type":"object","properties":{
+                "mode":{"type":"string","enum":["result","error","panic","sleep","ok"],"default":"result"},
+                "ms":{"type":"integer","minimum":0,"maximum":SLEEP_MS_MAX,"default":0}}}),
+            |args, ctx| async move {
+                let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(0);
+                match args.get("mode").and_then(Value::as_str).unwrap_or("result") {
+                    "error" => Err(ErrorObject::internal("the fail tool failed, as asked")),
+                    "panic" if std::hint::black_box(true) => panic!("the fail tool panicked, as asked"),
+                    "sleep" => {
+                        let cancelled = ctx.cancelled();
+                        let slept = async { ctx.sleep(Duration::from_millis(ms)).await; true }
+                            .or(async { cancelled.await; false })
+                            .await;
+                        Ok(match slept {
+                            true => ToolOutput::text(format!("slept {ms} ms")),
+                            false => ToolOutput::error("cancelled while sleeping"),
+                        })
+                    }
+                    "ok" => Ok(ToolOutput::text("did not fail, as asked")),
+                    _ => Ok(ToolOutput::error("this tool always fails")),
+                }
+            },
         ))
         .tool(Tool::new(
             "panic",

@@ -141,6 +141,8 @@ mod tests {
             page_size: 10,
             batch_max: 4,
             shard: 0,
+            tool_call_timeout: None,
+            breaker: None,
         }
     }
 

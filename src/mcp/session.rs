@@ -5,8 +5,10 @@
 //! on its shard and writes what comes out.
 
 use crate::jsonrpc::{self, code, ErrorObject, Frame, Id, Invalid, Message};
+use crate::limits::{InFlight, Overload, SessionGate};
 use crate::mcp::dispatch::{dispatch, Dispatched, Request};
 use crate::mcp::revision::Revision;
+use crate::metrics::RequestProbe;
 use crate::rt::{CancelToken, Outbound};
 use crate::server::{Ctx, SessionCore};
 use futures_lite::future::BoxedLocal;
@@ -28,6 +30,26 @@ pub enum Reply {
     Later(BoxedLocal<Option<Vec<u8>>>),
 }
 
+impl Reply {
+    /// Polls a `Later` reply once, so a handler that finishes without waiting (most tool
+    /// calls) is answered without spawning a task. Call it after releasing any borrow of
+    /// the session: the handler runs here. A future still pending keeps working when it is
+    /// spawned: its next poll registers the task's waker, replacing this no-op one.
+    pub fn settle(self) -> Reply {
+        match self {
+            Reply::Later(mut fut) => {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match fut.as_mut().poll(&mut cx) {
+                    std::task::Poll::Ready(Some(b)) => Reply::Now(b),
+                    std::task::Poll::Ready(None) => Reply::None,
+                    std::task::Poll::Pending => Reply::Later(fut),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Waiting for `initialize`.
@@ -44,6 +66,12 @@ pub struct Session {
     shutting_down: bool,
     /// Set only while [`Session::on_parsed`] runs.
     request_out: Option<Rc<dyn Outbound>>,
+    /// Admission control (rates, the shard's in-flight bound); `None` admits everything.
+    gate: Option<SessionGate>,
+    /// Messages of the frame being handled, and those admission control refused.
+    frame_messages: usize,
+    frame_refused: usize,
+    frame_refusal: Option<Overload>,
 }
 
 impl Session {
@@ -55,7 +83,23 @@ impl Session {
             in_flight: Rc::new(RefCell::new(HashMap::new())),
             shutting_down: false,
             request_out: None,
+            gate: None,
+            frame_messages: 0,
+            frame_refused: 0,
+            frame_refusal: None,
         }
+    }
+
+    /// Puts the session's messages under admission control (see [`crate::limits`]).
+    pub fn set_gate(&mut self, gate: SessionGate) {
+        self.gate = Some(gate);
+    }
+
+    /// Why admission control refused every message of the last frame, if it did (then a
+    /// transport that can say so answers with the overload's HTTP status and Retry-After).
+    pub fn take_refusal(&mut self) -> Option<Overload> {
+        let all = self.frame_messages > 0 && self.frame_refused == self.frame_messages;
+        self.frame_refusal.take().filter(|_| all)
     }
 
     /// The shared core.
@@ -90,7 +134,14 @@ impl Session {
     pub fn on_frame(&mut self, buf: &mut [u8]) -> Reply {
         match jsonrpc::parse_frame(buf, self.core.limits.batch_max) {
             Ok(f) => self.on_parsed(f, None),
-            Err(e) => Reply::Now(jsonrpc::encode_error(None, &e.to_error())),
+            Err(e) => {
+                self.core.host.message_received();
+                let probe = self.core.host.request_probe(None);
+                match observed(probe, Item::Now(jsonrpc::encode_error(None, &e.to_error()))) {
+                    Item::Now(b) => Reply::Now(b),
+                    _ => Reply::None,
+                }
+            }
         }
     }
 
@@ -99,6 +150,9 @@ impl Session {
     /// requests): on Streamable HTTP, the stream of the POST that carried them.
     pub fn on_parsed(&mut self, frame: Frame, out: Option<Rc<dyn Outbound>>) -> Reply {
         self.request_out = out;
+        self.frame_messages = 0;
+        self.frame_refused = 0;
+        self.frame_refusal = None;
         let reply = self.on_parsed_inner(frame);
         self.request_out = None;
         reply
@@ -127,10 +181,16 @@ impl Session {
                 "JSON-RPC batches are accepted only after initialize, under revision 2025-03-26"
                     .to_string()
             };
-            return Reply::Now(jsonrpc::encode_error(
+            self.core.host.message_received();
+            let probe = self.core.host.request_probe(None);
+            let refused = Item::Now(jsonrpc::encode_error(
                 None,
                 &ErrorObject::new(code::INVALID_REQUEST, why),
             ));
+            return match observed(probe, refused) {
+                Item::Now(b) => Reply::Now(b),
+                _ => Reply::None,
+            };
         }
         let outs: Vec<Item> = items.into_iter().map(|m| self.on_item(m, true)).collect();
         if outs.iter().all(|o| matches!(o, Item::None)) {
@@ -153,21 +213,31 @@ impl Session {
     }
 
     fn on_item(&mut self, item: Result<Message, Invalid>, in_batch: bool) -> Item {
+        self.core.host.message_received();
+        self.frame_messages += 1;
         let msg = match item {
             Ok(m) => m,
             Err(inv) => {
-                return Item::Now(jsonrpc::encode_error(
-                    inv.id.as_ref(),
-                    &ErrorObject::new(
-                        code::INVALID_REQUEST,
-                        format!("invalid request: {}", inv.reason),
-                    ),
-                ))
+                let probe = self.core.host.request_probe(None);
+                return observed(
+                    probe,
+                    Item::Now(jsonrpc::encode_error(
+                        inv.id.as_ref(),
+                        &ErrorObject::new(
+                            code::INVALID_REQUEST,
+                            format!("invalid request: {}", inv.reason),
+                        ),
+                    )),
+                );
             }
         };
         match msg {
             Message::Notification { method, params } => {
-                self.on_notification(&method, params);
+                // Over a rate a notification is dropped (and counted): there is no one to
+                // answer.
+                if self.admit_message().is_ok() {
+                    self.on_notification(&method, params);
+                }
                 Item::None
             }
             Message::Response { id, outcome } => {
@@ -177,9 +247,27 @@ impl Session {
                 Item::None
             }
             Message::Request { id, method, params } => {
-                self.on_request(id, &method, params, in_batch)
+                let probe = self.core.host.request_probe(Some(&method));
+                observed(probe, self.on_request(id, &method, params, in_batch))
             }
         }
+    }
+
+    /// Admits one request or notification under the message rates (responses answer our
+    /// own requests, which their own bound limits, and are not metered).
+    fn admit_message(&mut self) -> Result<(), Overload> {
+        let Some(gate) = self.gate.as_mut() else {
+            return Ok(());
+        };
+        let host = &self.core.host;
+        gate.message(|| host.now()).map_err(|o| self.refused(o))
+    }
+
+    /// Records a refusal of the current message by admission control.
+    fn refused(&mut self, o: Overload) -> Overload {
+        self.frame_refused += 1;
+        self.frame_refusal = Some(o);
+        o
     }
 
     fn on_notification(&mut self, method: &str, params: Option<Value>) {
@@ -215,6 +303,9 @@ impl Session {
                 "server is shutting down",
             ));
         }
+        if let Err(o) = self.admit_message() {
+            return err(o.to_error());
+        }
         if method == "initialize" {
             if in_batch {
                 return err(ErrorObject::new(
@@ -243,14 +334,27 @@ impl Session {
                 format!("request id {id} is already in flight"),
             ));
         }
+        if method == "tools/call" {
+            if let Some(gate) = self.gate.as_mut() {
+                let host = &self.core.host;
+                if let Err(o) = gate.tool_call(|| host.now()) {
+                    return err(self.refused(o).to_error());
+                }
+            }
+        }
         if self.in_flight.borrow().len() >= self.core.limits.in_flight_max {
-            return err(ErrorObject::new(
-                code::LIMIT_EXCEEDED,
-                format!(
-                    "too many requests in flight on this session (session_in_flight_requests_max = {})",
-                    self.core.limits.in_flight_max
-                ),
-            ));
+            let o = match &self.gate {
+                Some(g) => g.session_full(),
+                None => Overload::SessionInFlight {
+                    max: self.core.limits.in_flight_max,
+                },
+            };
+            return err(self.refused(o).to_error());
+        }
+        // The shard's bound is checked before the handler exists, so a refused request has
+        // not started anything (its breaker included): safe to retry.
+        if let Some(Err(o)) = self.gate.as_ref().map(SessionGate::room) {
+            return err(self.refused(o).to_error());
         }
         let progress_token = params
             .get("_meta")
@@ -277,6 +381,7 @@ impl Session {
                 let guard = InFlightGuard {
                     map: self.in_flight.clone(),
                     id: id.clone(),
+                    _shard: self.gate.as_ref().map(SessionGate::enter),
                 };
                 let method = method.to_string();
                 let session = self.core.id;
@@ -346,8 +451,10 @@ impl Session {
             .register(&self.core.id, &server.name)
             .map_err(|why| ErrorObject::new(code::LIMIT_EXCEEDED, why))?;
         self.core.revision.set(rev);
-        *self.core.client_capabilities.borrow_mut() = capabilities;
-        *self.core.client_info.borrow_mut() = p.get("clientInfo").cloned().unwrap_or(Value::Null);
+        self.core.client_capabilities.set(&capabilities);
+        self.core
+            .client_info
+            .set(p.get("clientInfo").unwrap_or(&Value::Null));
         self.state = State::Initialized { ready: false };
         Ok(initialize_result(&self.core, rev))
     }
@@ -394,6 +501,8 @@ pub fn server_capabilities(rev: Revision) -> Value {
 struct InFlightGuard {
     map: Rc<RefCell<HashMap<Id, CancelToken>>>,
     id: Id,
+    /// The request's place in the shard's in-flight count.
+    _shard: Option<InFlight>,
 }
 
 impl Drop for InFlightGuard {
@@ -406,6 +515,29 @@ enum Item {
     None,
     Now(Vec<u8>),
     Later(BoxedLocal<Option<Vec<u8>>>),
+}
+
+/// Hands the answer of a request to its metrics probe when it is ready: now, or when the
+/// handler's future yields it (a future that yields nothing, or is dropped, leaves the
+/// probe unfinished: a request without an answer).
+fn observed(probe: Option<RequestProbe>, item: Item) -> Item {
+    let Some(probe) = probe else {
+        return item;
+    };
+    match item {
+        Item::Now(bytes) => {
+            probe.finish_encoded(&bytes);
+            Item::Now(bytes)
+        }
+        Item::Later(fut) => Item::Later(Box::pin(async move {
+            let bytes = fut.await;
+            if let Some(b) = &bytes {
+                probe.finish_encoded(b);
+            }
+            bytes
+        })),
+        Item::None => Item::None,
+    }
 }
 
 /// Runs the items of a batch concurrently and returns their outputs in order.
@@ -449,4 +581,209 @@ async fn join_all(items: Vec<Item>) -> Vec<Option<Vec<u8>>> {
     })
     .await;
     outs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+    use crate::limits::ShardGate;
+    use crate::metrics::Reject;
+    use crate::rt::{Host, OutMsg, SendError};
+    use crate::server::{CoreLimits, McpServer, Tool, ToolOutput};
+    use ringmcp_shards::SessionId;
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+
+    /// A host whose clock moves only when a test moves it, and whose sleeps never end (a
+    /// tool that sleeps stays in flight until its future is dropped).
+    struct Clock(Cell<Instant>);
+
+    impl Outbound for Clock {
+        fn send(&self, _: OutMsg) -> Result<(), SendError> {
+            Ok(())
+        }
+    }
+
+    impl Host for Clock {
+        fn sleep(&self, _: Duration) -> BoxedLocal<()> {
+            Box::pin(futures_lite::future::pending())
+        }
+        fn register(&self, _: &SessionId, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn subscribe(&self, _: &SessionId, _: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn unsubscribe(&self, _: &SessionId, _: &str, _: &str) {}
+        fn resource_updated(&self, _: &str, _: &str) {}
+        fn list_changed(&self, _: &str, _: &str) {}
+        fn now(&self) -> Instant {
+            self.0.get()
+        }
+    }
+
+    struct Fixture {
+        session: Session,
+        clock: Rc<Clock>,
+        gate: Rc<ShardGate>,
+        refused: Rc<RefCell<Vec<Reject>>>,
+    }
+
+    fn fixture(l: Limits) -> Fixture {
+        let clock = Rc::new(Clock(Cell::new(Instant::now())));
+        let server = Rc::new(McpServer::new("s", "1").tool(Tool::new(
+            "wait",
+            "sleeps until dropped",
+            json!({"type": "object"}),
+            |_, ctx| async move {
+                ctx.sleep(Duration::from_secs(1)).await;
+                Ok(ToolOutput::text("woke"))
+            },
+        )));
+        let limits = CoreLimits {
+            in_flight_max: 8,
+            client_requests_max: 1,
+            client_request_timeout: Duration::from_secs(1),
+            page_size: 10,
+            batch_max: 8,
+            shard: 0,
+            tool_call_timeout: None,
+            breaker: None,
+        };
+        let core = SessionCore::new(
+            SessionId::from_bytes([3; 16]),
+            server,
+            clock.clone(),
+            clock.clone(),
+            limits,
+        );
+        let refused = Rc::new(RefCell::new(Vec::new()));
+        let r = refused.clone();
+        let gate = ShardGate::new(&l, Box::new(move |why| r.borrow_mut().push(why)));
+        let mut session = Session::new(core);
+        session.set_gate(gate.session_gate(true));
+        let mut f = Fixture {
+            session,
+            clock,
+            gate,
+            refused,
+        };
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-03-26", "capabilities": {}}});
+        assert!(matches!(f.feed(&init), Reply::Now(_)));
+        f.feed(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        f
+    }
+
+    impl Fixture {
+        fn feed(&mut self, v: &Value) -> Reply {
+            let mut bytes = serde_json::to_vec(v).expect("encode");
+            self.session.on_frame(&mut bytes)
+        }
+
+        /// Feeds a request answered at once and returns the answer.
+        fn now(&mut self, v: &Value) -> Value {
+            match self.feed(v) {
+                Reply::Now(b) => serde_json::from_slice(&b).expect("JSON"),
+                _ => panic!("no immediate answer to {v}"),
+            }
+        }
+    }
+
+    fn ping(id: i64) -> Value {
+        json!({"jsonrpc": "2.0", "id": id, "method": "ping"})
+    }
+
+    fn wait(id: i64) -> Value {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "wait"}})
+    }
+
+    #[test]
+    fn over_a_rate_requests_are_refused_and_notifications_dropped() {
+        // initialize and notifications/initialized take two of the three.
+        let mut f = fixture(Limits {
+            messages_per_connection_per_s: 1,
+            messages_per_connection_burst: 3,
+            ..Limits::default()
+        });
+        assert_eq!(f.session.take_refusal(), None);
+        // A batch of which one message is admitted: answered in full, not refused as a
+        // whole.
+        let batch = f.now(&json!([ping(1), ping(2)]));
+        assert_eq!(batch[0]["result"], json!({}), "{batch}");
+        assert_eq!(batch[1]["error"]["code"], code::RATE_LIMITED, "{batch}");
+        assert_eq!(
+            batch[1]["error"]["data"]["reason"],
+            "connection_message_rate"
+        );
+        assert_eq!(batch[1]["error"]["data"]["retryAfterMs"], 1000);
+        assert_eq!(f.session.take_refusal(), None);
+        let e = f.now(&ping(3));
+        assert_eq!(
+            (e["id"].as_i64(), e["error"]["code"].as_i64()),
+            (Some(3), Some(code::RATE_LIMITED))
+        );
+        assert_eq!(
+            f.session.take_refusal().map(|o| o.reject()),
+            Some(Reject::ConnectionMessageRate)
+        );
+        assert!(matches!(
+            f.feed(
+                &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": {"requestId": 9}})
+            ),
+            Reply::None
+        ));
+        assert!(
+            f.session.take_refusal().is_some(),
+            "a dropped notification is refused"
+        );
+        assert_eq!(f.refused.borrow().len(), 3);
+        // A second later the bucket holds a token again.
+        f.clock.0.set(f.clock.0.get() + Duration::from_secs(1));
+        assert_eq!(f.now(&ping(4))["result"], json!({}));
+    }
+
+    #[test]
+    fn a_running_request_holds_its_place_on_the_shard_until_it_ends() {
+        let mut f = fixture(Limits {
+            shard_in_flight_requests_max: 1,
+            ..Limits::default()
+        });
+        let Reply::Later(running) = f.feed(&wait(1)) else {
+            panic!("the tool waits");
+        };
+        assert_eq!(f.gate.in_flight(), 1);
+        for r in [wait(2), ping(3)] {
+            let e = f.now(&r);
+            assert_eq!(e["error"]["code"], code::OVERLOADED, "{e}");
+            assert_eq!(e["error"]["data"]["reason"], "shard_in_flight");
+            assert_eq!(f.session.take_refusal().map(|o| o.http_status()), Some(503));
+        }
+        assert_eq!(f.session.in_flight(), 1, "refused requests never started");
+        // However the request ends (here: its connection goes), its place is freed.
+        drop(running);
+        assert_eq!((f.gate.in_flight(), f.session.in_flight()), (0, 0));
+        assert_eq!(f.now(&ping(4))["result"], json!({}));
+        assert_eq!(
+            *f.refused.borrow(),
+            [Reject::ShardInFlight, Reject::ShardInFlight]
+        );
+    }
+
+    #[test]
+    fn tool_calls_have_their_own_rate() {
+        let mut f = fixture(Limits {
+            tool_calls_per_session_per_s: 1,
+            tool_calls_per_session_burst: 1,
+            ..Limits::default()
+        });
+        assert!(matches!(f.feed(&wait(1)), Reply::Later(_)));
+        let e = f.now(&wait(2));
+        assert_eq!(e["error"]["code"], code::RATE_LIMITED, "{e}");
+        assert_eq!(e["error"]["data"]["reason"], "session_tool_rate");
+        // Other requests are not tool calls.
+        assert_eq!(f.now(&ping(3))["result"], json!({}));
+    }
 }

@@ -25,7 +25,11 @@ impl Conn {
     /// A new session bound to `server` on `shard`.
     pub fn open(shard: &Rc<Shard>, server: &str) -> anyhow::Result<Conn> {
         let l = &shard.config.limits;
-        let out = OutQueue::new(l.outbound_queue_messages_max, l.outbound_queue_bytes_max);
+        let out = OutQueue::counted(
+            l.outbound_queue_messages_max,
+            l.outbound_queue_bytes_max,
+            shard.local_metrics.clone(),
+        );
         let server = shard
             .servers
             .get(server)
@@ -34,9 +38,12 @@ impl Conn {
         let id = shard.mint_session_id()?;
         let host = ConnHost::new(shard.clone(), out.clone());
         let core = SessionCore::new(id, server, out.clone(), host, shard.core_limits());
+        let mut session = Session::new(core);
+        // The session is its connection's only one: it meters the connection's messages.
+        session.set_gate(shard.gate.session_gate(true));
         Ok(Conn {
             shard: shard.clone(),
-            session: Session::new(core),
+            session,
             out,
             closed: false,
         })
@@ -54,7 +61,7 @@ impl Conn {
 
     /// Handles one frame.
     pub fn on_frame(&mut self, frame: &mut [u8]) {
-        match self.session.on_frame(frame) {
+        match self.session.on_frame(frame).settle() {
             Reply::None => {}
             Reply::Now(bytes) => {
                 let _ = self.out.send(OutMsg::Owned(bytes));
@@ -103,10 +110,7 @@ impl Conn {
         }
         self.closed = true;
         self.session.cancel_all();
-        self.shard
-            .partition
-            .borrow_mut()
-            .remove(&self.session.core().id);
+        self.shard.unregister_session(&self.session.core().id);
         self.out.close();
     }
 }

@@ -6,7 +6,10 @@
 //! connection's bounded outbound queue. The reader reads into the shard's scratch buffer,
 //! so an idle connection holds no receive buffer of its own.
 
-use crate::jsonrpc::{self, code, ErrorObject};
+use crate::jsonrpc::{self, code};
+use crate::limits::Overload;
+use crate::metrics::Reject;
+use crate::metrics::Transport;
 use crate::runtime::Shard;
 use crate::transport::conn::{too_long_message, Conn};
 use crate::transport::lines::LineBuf;
@@ -18,7 +21,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bytes read from a socket at once (the shard's scratch buffer).
 pub const READ_CHUNK_BYTES: usize = 64 << 10;
@@ -72,14 +75,8 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, server: String) {
         &shard,
         listener,
         "accept",
-        |max| {
-            let mut line = jsonrpc::encode_error(
-                None,
-                &ErrorObject::new(
-                    code::LIMIT_EXCEEDED,
-                    format!("connection limit reached (connections_per_shard_max = {max})"),
-                ),
-            );
+        |why| {
+            let mut line = jsonrpc::encode_error(None, &why.to_error());
             line.push(b'\n');
             line
         },
@@ -88,20 +85,21 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, server: String) {
     .await;
 }
 
-/// Accepts connections on `listener` until shutdown and spawns `serve` for each. Past
-/// `limits.connections_per_shard_max` a connection is refused instead: it gets the bytes
-/// `refusal(max)` returns (written for at most 100 ms) and is shut down. A failed accept
-/// (EMFILE/ENFILE and friends) is logged as "`what` failed" and retried after a pause.
+/// Accepts connections on `listener` until shutdown and spawns `serve` for each. A
+/// connection the shard's admission control refuses (connections per shard, per source
+/// address, accept rate: [`crate::limits::ShardGate::admit_connection`]) gets the bytes
+/// `refusal(why)` returns instead (written for at most 100 ms) and is shut down. A failed
+/// accept (EMFILE/ENFILE and friends) is logged as "`what` failed" and retried after a
+/// pause.
 pub(crate) async fn accept_until_shutdown<F>(
     shard: &Rc<Shard>,
     listener: TcpListener,
     what: &str,
-    refusal: impl Fn(usize) -> Vec<u8>,
+    refusal: impl Fn(&Overload) -> Vec<u8>,
     mut serve: impl FnMut(TcpStream) -> F,
 ) where
     F: Future<Output = ()> + 'static,
 {
-    let max = shard.config.limits.connections_per_shard_max;
     loop {
         let accepted = async { Some(listener.accept().await) }
             .or(async {
@@ -119,11 +117,27 @@ pub(crate) async fn accept_until_shutdown<F>(
                 continue;
             }
         };
-        if shard.connections.get() >= max {
-            glommio::spawn_local(refuse(stream, refusal(max))).detach();
-            continue;
+        // The peer's address costs a syscall: asked only when sources are counted.
+        let source = shard
+            .gate
+            .tracks_sources()
+            .then(|| stream.peer_addr().ok().map(|a| a.ip().to_canonical()))
+            .flatten();
+        match shard.gate.admit_connection(source, Instant::now) {
+            Ok(ticket) => {
+                // Boxed: moved into the task as a pointer, the connection's future is stored
+                // once (an async block that awaits a captured future keeps two copies).
+                let served = Box::pin(serve(stream));
+                glommio::spawn_local(async move {
+                    let _ticket = ticket;
+                    served.await
+                })
+                .detach();
+            }
+            Err(why) => {
+                glommio::spawn_local(refuse(stream, refusal(&why))).detach();
+            }
         }
-        glommio::spawn_local(serve(stream)).detach();
     }
 }
 
@@ -150,17 +164,20 @@ async fn refuse(stream: TcpStream, answer: Vec<u8>) {
     shutdown_now(&stream.borrow());
 }
 
-pub(crate) struct ConnCount(Rc<Shard>);
+pub(crate) struct ConnCount(Rc<Shard>, Transport);
 impl ConnCount {
-    /// Counts one connection on `shard` until dropped.
-    pub(crate) fn new(shard: Rc<Shard>) -> Self {
+    /// Counts one connection of `transport` on `shard` until dropped (in the shard's limit
+    /// and in its metrics).
+    pub(crate) fn new(shard: Rc<Shard>, transport: Transport) -> Self {
         shard.connections.set(shard.connections.get() + 1);
-        ConnCount(shard)
+        shard.stats().connections_accepted[transport as usize].inc();
+        ConnCount(shard, transport)
     }
 }
 impl Drop for ConnCount {
     fn drop(&mut self) {
         self.0.connections.set(self.0.connections.get() - 1);
+        self.0.stats().connections_closed[self.1 as usize].inc();
     }
 }
 
@@ -173,7 +190,7 @@ enum Event {
 }
 
 async fn handle(shard: Rc<Shard>, stream: TcpStream, server: String) {
-    let _count = ConnCount::new(shard.clone());
+    let _count = ConnCount::new(shard.clone(), Transport::Tcp);
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok();
     let mut conn = match Conn::open(&shard, &server) {
@@ -184,13 +201,21 @@ async fn handle(shard: Rc<Shard>, stream: TcpStream, server: String) {
         }
     };
     let stream = Rc::new(RefCell::new(stream));
-    let writer = glommio::spawn_local(write_loop(stream.clone(), conn.out().clone()));
+    let writer = glommio::spawn_local(write_loop(
+        shard.clone(),
+        stream.clone(),
+        conn.out().clone(),
+    ));
     tracing::debug!(shard = shard.index, ?peer, "connection open");
     read_loop(&shard, &stream, &mut conn).await;
     conn.drain(Duration::from_millis(shard.config.server.shutdown_grace_ms))
         .await;
     conn.close();
-    writer.await;
+    if writer.await == Written::Stalled {
+        // The client took nothing for tcp.write_timeout_ms: reset the connection, so that
+        // neither its socket buffers nor a close that waits on them outlive it.
+        abort_on_close(&stream.borrow());
+    }
     shutdown_now(&stream.borrow());
     tracing::debug!(shard = shard.index, ?peer, "connection closed");
 }
@@ -199,6 +224,12 @@ async fn read_loop(shard: &Rc<Shard>, stream: &Rc<RefCell<TcpStream>>, conn: &mu
     let limits = &shard.config.limits;
     let mut lines = LineBuf::new(limits.max_message_bytes);
     let idle = (limits.idle_timeout_ms > 0).then(|| Duration::from_millis(limits.idle_timeout_ms));
+    let message_max = (limits.message_read_timeout_ms > 0)
+        .then(|| Duration::from_millis(limits.message_read_timeout_ms));
+    // When the unfinished message in `lines` began, and whether a whole one ever arrived
+    // (a peer that never sent one and times out is counted as slow).
+    let mut partial_since: Option<Instant> = None;
+    let mut framed = false;
     loop {
         // Backpressure: while the client does not read what we send, stop reading what it
         // sends. The wait still ends on shutdown, and on the idle timeout: a client that
@@ -235,7 +266,18 @@ async fn read_loop(shard: &Rc<Shard>, stream: &Rc<RefCell<TcpStream>>, conn: &mu
             out.closed().await;
             Event::Stop
         };
-        let event = match idle {
+        // The idle timeout, or the end of the unfinished message's time if that comes first.
+        let (wait, partial_due) = match (partial_since.zip(message_max), idle) {
+            (Some((t, max)), idle) => {
+                let left = max.saturating_sub(t.elapsed());
+                match idle {
+                    Some(d) if d < left => (Some(d), false),
+                    _ => (Some(left), true),
+                }
+            }
+            (None, idle) => (idle, false),
+        };
+        let event = match wait {
             Some(d) => {
                 read.or(stop)
                     .or(closed)
@@ -249,19 +291,43 @@ async fn read_loop(shard: &Rc<Shard>, stream: &Rc<RefCell<TcpStream>>, conn: &mu
         };
         match event {
             Event::Data(n) => {
+                shard.stats().bytes_received[Transport::Tcp as usize].add(n as u64);
                 let result = SCRATCH.with(|s| {
                     let s = s.borrow();
-                    lines.feed(&s[..n], |line| conn.on_frame(line))
+                    lines.feed(&s[..n], |line| {
+                        framed = true;
+                        conn.on_frame(line)
+                    })
                 });
                 if let Err(e) = result {
                     let (code, msg) = too_long_message(e.max);
                     conn.send_error(code, msg);
                     break;
                 }
+                partial_since = match partial_since {
+                    Some(t) if lines.has_partial() => Some(t),
+                    None if lines.has_partial() => Some(Instant::now()),
+                    _ => None,
+                };
             }
             Event::Eof => break,
+            Event::Idle if partial_due => {
+                shard.stats().reject(Reject::SlowPeer);
+                tracing::debug!(shard = shard.index, "message read timeout: closing");
+                conn.send_error(
+                    code::INVALID_REQUEST,
+                    format!(
+                        "message not complete within limits.message_read_timeout_ms ({} ms); closing the connection",
+                        limits.message_read_timeout_ms
+                    ),
+                );
+                break;
+            }
             Event::Idle => {
                 if conn.in_flight() == 0 {
+                    if !framed || lines.has_partial() {
+                        shard.stats().reject(Reject::SlowPeer);
+                    }
                     tracing::debug!(shard = shard.index, "idle timeout: closing");
                     break;
                 }
@@ -333,7 +399,76 @@ pub(crate) async fn write_all(stream: &RefCell<TcpStream>, mut buf: &[u8]) -> io
     Ok(())
 }
 
-async fn write_loop(stream: Rc<RefCell<TcpStream>>, out: Rc<crate::rt::OutQueue>) {
+/// How a connection's writer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// The queue closed and what it held was written, or the write failed.
+    Done,
+    /// The client took nothing of a write for `tcp.write_timeout_ms`.
+    Stalled,
+}
+
+/// Writes all of `buf`; fails with `TimedOut` when the peer takes nothing of it for `stall`
+/// (each byte it takes starts the wait anew, so a slow reader is not a stalled one).
+async fn write_all_within(
+    stream: &RefCell<TcpStream>,
+    mut buf: &[u8],
+    stall: Duration,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = {
+            let rest = buf;
+            let mut write = std::pin::pin!(std::future::poll_fn(move |cx| {
+                let mut st = stream.borrow_mut();
+                Pin::new(&mut *st).poll_write(cx, rest)
+            }));
+            // Most writes complete at once: the timer is armed only for one that waits.
+            match futures_lite::future::poll_once(write.as_mut()).await {
+                Some(r) => r?,
+                None => {
+                    write
+                        .or(async {
+                            glommio::timer::sleep(stall).await;
+                            Err(io::ErrorKind::TimedOut.into())
+                        })
+                        .await?
+                }
+            }
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// Makes the socket's close a reset (SO_LINGER 0): what is unsent is dropped at once.
+fn abort_on_close(stream: &TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on the descriptor `stream` owns, with a valid `linger` value that
+    // outlives the call.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+async fn write_loop(
+    shard: Rc<Shard>,
+    stream: Rc<RefCell<TcpStream>>,
+    out: Rc<crate::rt::OutQueue>,
+) -> Written {
+    let stall = Duration::from_millis(shard.config.tcp.write_timeout_ms);
+    let mut written = Written::Done;
     let mut buf = Vec::new();
     loop {
         let msgs = out.drain().await;
@@ -346,16 +481,28 @@ async fn write_loop(stream: Rc<RefCell<TcpStream>>, out: Rc<crate::rt::OutQueue>
             buf.push(b'\n');
         }
         drop(msgs);
-        if let Err(e) = write_all(&stream, &buf).await {
-            tracing::debug!("write failed: {e}");
+        if let Err(e) = write_all_within(&stream, &buf, stall).await {
+            if e.kind() == io::ErrorKind::TimedOut {
+                // Closing the queue also ends the reader's backpressure wait.
+                tracing::debug!("the client took nothing for tcp.write_timeout_ms: resetting");
+                written = Written::Stalled;
+            } else {
+                tracing::debug!("write failed: {e}");
+            }
             out.close();
             break;
         }
-        if buf.capacity() > WRITE_BUF_KEEP_BYTES {
+        shard.stats().bytes_sent[Transport::Tcp as usize].add(buf.len() as u64);
+        // Keep the buffer only while more is queued: an idle connection holds none.
+        if buf.capacity() > WRITE_BUF_KEEP_BYTES || out.is_empty() {
             buf = Vec::new();
         }
     }
     if out.overflowed() {
         tracing::warn!("a client stopped reading and its outbound queue filled: connection closed");
     }
+    if out.overflowed() || written == Written::Stalled {
+        shard.stats().reject(Reject::OutboundQueueFull);
+    }
+    written
 }

@@ -274,6 +274,42 @@ impl Http {
         }
     }
 
+    /// Connects to 127.0.0.1:`port` from the local address `source` (see
+    /// [`super::connect_from`]).
+    pub fn connect_from(source: std::net::Ipv4Addr, port: u16) -> Http {
+        let stream = super::connect_from(
+            source,
+            std::net::SocketAddrV4::new([127, 0, 0, 1].into(), port),
+        );
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .set_write_timeout(Some(READ_TIMEOUT))
+            .expect("write timeout");
+        Http {
+            stream,
+            port,
+            buf: Vec::new(),
+            decoded: Vec::new(),
+            body: Body::Idle,
+        }
+    }
+
+    /// A client over a stream the caller connected to 127.0.0.1:`port` (e.g. with socket
+    /// options [`connect`](Self::connect) does not set).
+    pub fn from_stream(stream: TcpStream, port: u16) -> Http {
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .set_write_timeout(Some(READ_TIMEOUT))
+            .expect("write timeout");
+        Http {
+            stream,
+            port,
+            buf: Vec::new(),
+            decoded: Vec::new(),
+            body: Body::Idle,
+        }
+    }
+
     /// The client's local port (tells one connection from another).
     pub fn local_port(&self) -> u16 {
         self.stream.local_addr().expect("local addr").port()

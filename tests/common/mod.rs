@@ -58,6 +58,8 @@ pub struct Server {
     pub port: u16,
     /// Its Streamable HTTP port (127.0.0.1).
     pub http_port: u16,
+    /// Its admin port (127.0.0.1): /metrics, /health, /ready.
+    pub admin_port: u16,
     /// Where its stderr goes.
     pub stderr_path: PathBuf,
     exit: Option<ExitStatus>,
@@ -71,6 +73,7 @@ impl Server {
         for _attempt in 0..5 {
             let port = free_port();
             let http_port = free_port();
+            let admin_port = free_port();
             let seq = SERVER_SEQ.fetch_add(1, Ordering::Relaxed);
             let stderr_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
                 "ringmcp-test-{}-{seq}-{port}.stderr",
@@ -85,6 +88,8 @@ impl Server {
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--http-listen")
                 .arg(format!("127.0.0.1:{http_port}"))
+                .arg("--admin-listen")
+                .arg(format!("127.0.0.1:{admin_port}"))
                 .args(extra)
                 .env_remove("RINGMCP_LOG")
                 .stdin(Stdio::null())
@@ -96,6 +101,7 @@ impl Server {
                 child: Some(child),
                 port,
                 http_port,
+                admin_port,
                 stderr_path,
                 exit: None,
             };
@@ -246,6 +252,22 @@ impl Client {
     pub fn connect(addr: &str) -> Client {
         let sa = addr.parse().expect("socket address");
         let stream = TcpStream::connect_timeout(&sa, READ_TIMEOUT).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+            .set_write_timeout(Some(READ_TIMEOUT))
+            .expect("write timeout");
+        Client {
+            stream,
+            buf: Vec::new(),
+            next_id: 1,
+            inbox: VecDeque::new(),
+        }
+    }
+
+    /// Connects to `addr` from the local address `source` (another loopback address, say,
+    /// to look like another client host).
+    pub fn connect_from(source: std::net::Ipv4Addr, addr: &str) -> Client {
+        let stream = connect_from(source, addr.parse().expect("socket address"));
         stream.set_nodelay(true).expect("nodelay");
         stream
             .set_write_timeout(Some(READ_TIMEOUT))
@@ -506,10 +528,69 @@ impl Client {
         }
     }
 
+    /// Another handle on the connection's socket, for tests that write or read it raw.
+    pub fn raw_stream(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone the socket")
+    }
+
     /// Closes our side for writing (the server sees EOF).
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
+}
+
+/// A TCP connection to `to` from the local address `source` (bound before connecting, which
+/// `std` cannot do). Fails the test when it cannot connect.
+pub fn connect_from(source: std::net::Ipv4Addr, to: std::net::SocketAddrV4) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    fn sockaddr(a: std::net::SocketAddrV4) -> libc::sockaddr_in {
+        libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        }
+    }
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket(2), bind(2), connect(2) on a descriptor this function owns; the
+    // addresses are valid sockaddr_in values that outlive the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = TcpStream::from_raw_fd(fd);
+        let local = sockaddr(std::net::SocketAddrV4::new(source, 0));
+        let rc = libc::bind(fd, &local as *const _ as *const libc::sockaddr, len);
+        assert_eq!(rc, 0, "bind {source}: {}", std::io::Error::last_os_error());
+        let remote = sockaddr(to);
+        let rc = libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len);
+        assert_eq!(
+            rc,
+            0,
+            "connect {to} from {source}: {}",
+            std::io::Error::last_os_error()
+        );
+        stream
+    }
+}
+
+/// `ringmcp_rejections_total{shard="all",reason=...}` from the server's admin listener.
+pub fn rejections(s: &Server, reason: &str) -> u64 {
+    let r = http::Http::connect(s.admin_port).request("GET", "/metrics", &[], None);
+    assert_eq!(r.status(), 200, "{r:?}");
+    let want = format!("reason=\"{reason}\"");
+    r.text()
+        .lines()
+        .filter(|l| l.starts_with("ringmcp_rejections_total{"))
+        .filter(|l| l.contains("shard=\"all\"") && l.contains(&want))
+        .map(|l| {
+            let v = l.rsplit(' ').next().unwrap_or("");
+            v.parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad sample {l:?}")) as u64
+        })
+        .next()
+        .unwrap_or_else(|| panic!("no rejections_total for {reason} in:\n{}", r.text()))
 }
 
 /// Whether `msg` is a response (it has an id and a result or error, and no method).
@@ -568,14 +649,15 @@ pub fn names(items: &Value, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// `ringmcp serve --shards N` with both listeners on port 0 (the kernel picks): for tests
+/// `ringmcp serve --shards N` with every listener on port 0 (the kernel picks): for tests
 /// that run the process themselves and never connect to it.
 pub fn serve_on_any_port(shards: usize) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringmcp"));
     cmd.arg("serve")
         .arg("--shards")
         .arg(shards.to_string())
-        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"]);
     cmd
 }
 

@@ -2,8 +2,10 @@
 // official MCP TypeScript SDK client: Client + StreamableHTTPClientTransport.
 //
 // Run by tests/typescript_sdk.rs from the directory the SDK was installed into (target/ts-sdk);
-// RINGMCP_HTTP_BASE is the server's base URL (http://127.0.0.1:PORT). Every check asserts exact
-// values; a failed check, an error the SDK reports, or a run past the time limit exits non-zero.
+// RINGMCP_HTTP_BASE is the server's base URL (http://127.0.0.1:PORT); RINGMCP_LIMITED_BASE, when
+// set, is a server whose limits.tool_calls_per_session_per_s is 1 with a burst of 1. Every check
+// asserts exact values; a failed check, an error the SDK reports, or a run past the time limit
+// exits non-zero.
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -239,6 +241,44 @@ async function legacy(base) {
   await client.close();
 }
 
+/** A tools/call over the session's tool call rate, over Streamable HTTP: the POST is answered
+ * 200 with the JSON-RPC error (and Retry-After), so the SDK raises McpError for that call only,
+ * and the session goes on; after waiting data.retryAfterMs the next call passes. */
+async function rateLimited(limitedBase) {
+  const seen = { sampling: [], updated: [], listChanged: 0 };
+  const client = newClient(seen);
+  const transport = new StreamableHTTPClientTransport(new URL(`${limitedBase}/mcp/demo`));
+  at('rate limit: initialize');
+  await client.connect(transport);
+  const sessionId = transport.sessionId;
+  at('rate limit: the call the rate admits');
+  eq(onlyText(await client.callTool({ name: 'echo', arguments: { text: 'first' } }), 'echo'), 'first', 'first call');
+  at('rate limit: the call over the rate');
+  let retryMs;
+  try {
+    await client.callTool({ name: 'echo', arguments: { text: 'second' } });
+    throw new Error('a second tool call within the second was not refused');
+  } catch (e) {
+    check(e instanceof McpError, 'the refusal is an McpError', e);
+    eq(e.code, -32005, 'error code');
+    check(e.message.includes('rate limited') && e.message.includes('tool_calls_per_session_per_s'),
+      'the reason is in the message', e.message);
+    eq(e.data?.reason, 'session_tool_rate', 'data.reason');
+    retryMs = e.data?.retryAfterMs;
+    check(Number.isInteger(retryMs) && retryMs >= 1 && retryMs <= 1000, 'data.retryAfterMs', retryMs);
+  }
+  at('rate limit: other requests go on');
+  await client.ping();
+  at('rate limit: after waiting as told');
+  await sleep(retryMs + 50);
+  eq(onlyText(await client.callTool({ name: 'echo', arguments: { text: 'third' } }), 'echo'), 'third',
+    'after the wait');
+  eq(transport.sessionId, sessionId, 'the same session throughout');
+  // Closing aborts the SDK's own GET stream, which it reports as an error: not ours.
+  client.onerror = () => {};
+  await client.close();
+}
+
 const base = process.env.RINGMCP_HTTP_BASE;
 if (!base) {
   console.error('RINGMCP_HTTP_BASE must name the server, e.g. http://127.0.0.1:8080');
@@ -248,6 +288,8 @@ const started = Date.now();
 try {
   await streamable(base);
   await legacy(base);
+  const limitedBase = process.env.RINGMCP_LIMITED_BASE;
+  if (limitedBase) await rateLimited(limitedBase);
   eq(transportErrors, [], 'errors the SDK transports reported');
 } catch (e) {
   console.error(`failed during step: ${step}\n${e?.stack ?? e}`);

@@ -1,12 +1,15 @@
 //! The HTTP/1.1 server of one shard: accept loop, keep-alive connections, pipelined
-//! requests answered in order (one at a time), bounded heads (431) and bodies (413), a
-//! header read timeout (408), `TCP_NODELAY`, and response writing: JSON bodies with
-//! Content-Length, SSE streams with chunked transfer coding, keep-alive comments on idle
-//! streams.
+//! requests answered in order (one at a time), bounded heads (431) and bodies (413), head
+//! and body read timeouts (408), a write timeout for clients that do not read, `TCP_NODELAY`,
+//! and response writing: JSON bodies with Content-Length, SSE streams with chunked transfer
+//! coding, keep-alive comments on idle streams, and a last `event: error` for a stream whose
+//! client fell too far behind.
 
 use super::exchange::{Exchange, ReplyEvent};
 use super::parse::{parse_head, BodyKind, ChunkedDecoder, HttpError, RequestHead};
 use super::{respond, HttpMsg, Response};
+use crate::metrics::Reject;
+use crate::metrics::Transport;
 use crate::runtime::{MeshMsg, Shard};
 use crate::transport::tcp::{
     accept_until_shutdown, read_append, shutdown_now, wait_for_connections, write_all, ConnCount,
@@ -14,8 +17,11 @@ use crate::transport::tcp::{
 use futures_lite::FutureExt;
 use glommio::net::{TcpListener, TcpStream};
 use std::cell::RefCell;
-use std::io;
+use std::future::Future;
+use std::io::{self, Write as _};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Binds the HTTP listener on this shard (SO_REUSEPORT, like every listener).
@@ -31,13 +37,11 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
         &shard,
         listener,
         "http accept",
-        |max| {
+        |why| {
             full_response(
-                503,
-                &[("Retry-After".into(), "1".into())],
-                &super::streamable::error_json(&format!(
-                    "connection limit reached (connections_per_shard_max = {max})"
-                )),
+                why.http_status(),
+                &[("Retry-After".into(), why.retry_after_s().to_string())],
+                &crate::jsonrpc::encode_error(None, &why.to_error()),
                 false,
             )
         },
@@ -81,17 +85,16 @@ fn full_response(
     keep_alive: bool,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(160 + body.len());
-    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", reason(status));
     if !body.is_empty() {
         out.extend_from_slice(b"Content-Type: application/json\r\n");
     }
-    out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    let _ = write!(out, "Content-Length: {}\r\n", body.len());
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     }
-    for (k, v) in headers {
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-    }
+    push_headers(&mut out, headers);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     out
@@ -99,11 +102,18 @@ fn full_response(
 
 fn sse_head(headers: &[(String, String)]) -> Vec<u8> {
     let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n".to_vec();
-    for (k, v) in headers {
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-    }
+    push_headers(&mut out, headers);
     out.extend_from_slice(b"\r\n");
     out
+}
+
+fn push_headers(out: &mut Vec<u8>, headers: &[(String, String)]) {
+    for (k, v) in headers {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Appends `data` as one chunk.
@@ -111,7 +121,7 @@ fn chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    let _ = write!(out, "{:x}\r\n", data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
@@ -133,6 +143,8 @@ fn sse_event(id: Option<&str>, event: Option<&str>, data: &[u8]) -> Vec<u8> {
 enum HeadOutcome {
     Head(RequestHead),
     Closed,
+    /// No byte of a request arrived within the idle timeout.
+    Idle,
     Reject(HttpError),
 }
 
@@ -168,7 +180,7 @@ async fn read_head(shard: &Rc<Shard>, st: &RefCell<TcpStream>, inbuf: &mut Vec<u
                     "request head not received in time",
                 ))
             }
-            Read::Timeout => return HeadOutcome::Closed,
+            Read::Timeout => return HeadOutcome::Idle,
         }
     }
 }
@@ -189,7 +201,10 @@ async fn read_with(
     let read = async {
         match read_append(st, inbuf).await {
             Ok(0) | Err(_) => Read::Eof,
-            Ok(_) => Read::Data,
+            Ok(n) => {
+                shard.stats().bytes_received[Transport::Http as usize].add(n as u64);
+                Read::Data
+            }
         }
     };
     read.or(async {
@@ -211,15 +226,15 @@ async fn read_body(
     kind: BodyKind,
 ) -> Result<Vec<u8>, HttpError> {
     let http = &shard.config.http;
-    let timeout = Duration::from_millis(
-        http.header_read_timeout_ms
-            .max(shard.config.limits.idle_timeout_ms),
-    );
+    // The whole body must arrive within http.body_read_timeout_ms, however it trickles in;
+    // the clock starts at the first read that waits (a body that came with its head costs
+    // no clock reading).
+    let mut deadline = None;
     match kind {
         BodyKind::None => Ok(Vec::new()),
         BodyKind::Length(n) => {
             while inbuf.len() < n {
-                read_more_body(shard, st, inbuf, timeout).await?;
+                read_more_body(shard, st, inbuf, &mut deadline).await?;
             }
             Ok(inbuf.drain(..n).collect())
         }
@@ -232,7 +247,7 @@ async fn read_body(
                 if dec.is_done() {
                     return Ok(body);
                 }
-                read_more_body(shard, st, inbuf, timeout).await?;
+                read_more_body(shard, st, inbuf, &mut deadline).await?;
             }
         }
     }
@@ -244,9 +259,12 @@ async fn read_more_body(
     shard: &Rc<Shard>,
     st: &RefCell<TcpStream>,
     inbuf: &mut Vec<u8>,
-    timeout: Duration,
+    deadline: &mut Option<Instant>,
 ) -> Result<(), HttpError> {
-    match read_with(shard, st, inbuf, timeout).await {
+    let limit = Duration::from_millis(shard.config.http.body_read_timeout_ms);
+    let deadline = *deadline.get_or_insert_with(|| Instant::now() + limit);
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match read_with(shard, st, inbuf, wait).await {
         Read::Data => Ok(()),
         Read::Timeout => Err(HttpError::new(408, "request body not received in time")),
         Read::Eof | Read::Stop => Err(HttpError::new(400, "connection closed mid-body")),
@@ -254,49 +272,145 @@ async fn read_more_body(
 }
 
 /// Answers a request the connection cannot go on from (the connection closes after it).
-async fn reject(st: &RefCell<TcpStream>, e: &HttpError) {
+/// A 408 is a slow peer's.
+async fn reject(shard: &Rc<Shard>, st: &RefCell<TcpStream>, e: &HttpError) {
+    let on_timeout = if e.status == 408 {
+        shard.stats().reject(Reject::SlowPeer);
+        OnTimeout::Counted
+    } else {
+        OnTimeout::SlowPeer
+    };
     let body = super::streamable::error_json(&e.reason);
-    let _ = write_all(st, &full_response(e.status, &[], &body, false)).await;
+    write_timed(
+        shard,
+        st,
+        &full_response(e.status, &[], &body, false),
+        on_timeout,
+    )
+    .await;
+}
+
+/// What a write that times out counts as.
+#[derive(Clone, Copy)]
+enum OnTimeout<'a> {
+    /// `slow_peer`.
+    SlowPeer,
+    /// `sse_lagging` if the stream's exchange had fallen behind, else `slow_peer`.
+    Stream(&'a Exchange),
+    /// Nothing: the peer was counted already.
+    Counted,
+}
+
+/// Writes `buf`, giving up after `http.write_timeout_ms`: a client that does not take what
+/// it asked for cannot hold its connection (or an SSE stream's exchange) forever. Returns
+/// false when the connection cannot go on; a timeout is counted as `on_timeout` says. The
+/// timer is armed only when the socket does not take everything at once.
+async fn write_timed(
+    shard: &Rc<Shard>,
+    st: &RefCell<TcpStream>,
+    buf: &[u8],
+    on_timeout: OnTimeout<'_>,
+) -> bool {
+    let mut write = std::pin::pin!(write_all(st, buf));
+    let mut timer: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
+    let limit = Duration::from_millis(shard.config.http.write_timeout_ms);
+    let written = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = write.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        let t = timer.get_or_insert_with(|| Box::pin(glommio::timer::sleep(limit)));
+        t.as_mut().poll(cx).map(|()| None)
+    })
+    .await;
+    match written {
+        Some(r) => r.is_ok(),
+        None => {
+            let why = match on_timeout {
+                OnTimeout::Stream(x) if x.lagged() => Some(Reject::SseLagging),
+                OnTimeout::Stream(_) | OnTimeout::SlowPeer => Some(Reject::SlowPeer),
+                OnTimeout::Counted => None,
+            };
+            if let Some(why) = why {
+                shard.stats().reject(why);
+            }
+            tracing::debug!(
+                shard = shard.index,
+                "the client took nothing for http.write_timeout_ms: closing"
+            );
+            false
+        }
+    }
+}
+
+/// The last event of an SSE stream whose client fell `events_max` events behind: why it
+/// ends, and the last event id the client was sent (its `Last-Event-ID` to resume from).
+fn lagging_event(last_event_id: Option<&str>, events_max: usize) -> Vec<u8> {
+    let data = serde_json::json!({
+        "reason": "sse_lagging",
+        "message": format!("this stream fell more than http.exchange_events_max ({events_max}) events behind its reader and is closed; resume with a GET carrying Last-Event-ID"),
+        "lastEventId": last_event_id,
+    });
+    sse_event(None, Some("error"), data.to_string().as_bytes())
 }
 
 async fn handle(shard: Rc<Shard>, stream: TcpStream) {
-    let _count = ConnCount::new(shard.clone());
+    let _count = ConnCount::new(shard.clone(), Transport::Http);
     let _ = stream.set_nodelay(true);
     let st = RefCell::new(stream);
     let mut inbuf = Vec::new();
+    // This connection's message rate (limits.messages_per_connection_per_s).
+    let mut rate = shard.gate.connection_bucket();
+    // Whether a request head ever arrived on this connection.
+    let mut served = false;
     loop {
         let head = match read_head(&shard, &st, &mut inbuf).await {
             HeadOutcome::Head(h) => h,
             HeadOutcome::Closed => break,
+            HeadOutcome::Idle => {
+                // Connected and never asked anything (a half-open or abandoned client); one
+                // that went quiet after its requests is not slow, only done.
+                if !served {
+                    shard.stats().reject(Reject::SlowPeer);
+                }
+                break;
+            }
             HeadOutcome::Reject(e) => {
-                reject(&st, &e).await;
+                reject(&shard, &st, &e).await;
                 break;
             }
         };
-        if head
+        served = true;
+        let expects_continue = head
             .header("expect")
             .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
-            && head.body != BodyKind::None
-        {
-            let _ = write_all(&st, b"HTTP/1.1 100 Continue\r\n\r\n").await;
+            && head.body != BodyKind::None;
+        let continued = b"HTTP/1.1 100 Continue\r\n\r\n";
+        if expects_continue && !write_timed(&shard, &st, continued, OnTimeout::SlowPeer).await {
+            break;
         }
         let body = match read_body(&shard, &st, &mut inbuf, head.body).await {
             Ok(b) => b,
             Err(e) => {
-                reject(&st, &e).await;
+                reject(&shard, &st, &e).await;
                 break;
             }
         };
         let keep_alive = head.keep_alive && !shard.shutdown.is_cancelled();
-        let resp = respond(&shard, &head, body).await;
+        let resp = respond(&shard, &head, body, rate.as_mut()).await;
         let ok = match resp {
             Response::Full {
                 status,
                 headers,
                 body,
-            } => write_all(&st, &full_response(status, &headers, &body, keep_alive))
-                .await
-                .is_ok(),
+            } => {
+                let bytes = full_response(status, &headers, &body, keep_alive);
+                let stats = shard.stats();
+                stats.bytes_sent[Transport::Http as usize].add(bytes.len() as u64);
+                if !body.is_empty() {
+                    stats.messages_sent.inc();
+                }
+                write_timed(&shard, &st, &bytes, OnTimeout::SlowPeer).await
+            }
             Response::Exchange {
                 exchange,
                 headers,
@@ -354,6 +468,8 @@ async fn stream_exchange(
     let keepalive = Duration::from_millis(http.sse_keepalive_ms.max(1));
     let inbuf_cap = http.max_head_bytes + http.max_body_bytes;
     let mut sse = false;
+    // The id of the last event written: where a client cut off for lagging resumes.
+    let mut last_event_id: Option<String> = None;
     loop {
         let next = async { StreamStep::Event(x.next().await) };
         let step = if sse {
@@ -387,7 +503,20 @@ async fn stream_exchange(
                         &super::streamable::error_json("stream ended"),
                         false,
                     );
-                    let _ = write_all(st, &out).await;
+                    write_timed(shard, st, &out, OnTimeout::SlowPeer).await;
+                    return false;
+                }
+                if x.lagged() {
+                    // The client fell exchange_events_max events behind: say so as the
+                    // stream's last event, then close (it resumes with Last-Event-ID).
+                    let events_max = http.exchange_events_max;
+                    chunk(
+                        &mut out,
+                        &lagging_event(last_event_id.as_deref(), events_max),
+                    );
+                    out.extend_from_slice(b"0\r\n\r\n");
+                    shard.stats().reject(Reject::SseLagging);
+                    write_timed(shard, st, &out, OnTimeout::Counted).await;
                     return false;
                 }
                 out.extend_from_slice(b"0\r\n\r\n");
@@ -451,6 +580,9 @@ async fn stream_exchange(
                         }
                     }
                     chunk(&mut out, &sse_event(event_id.as_deref(), None, &bytes));
+                    if event_id.is_some() {
+                        last_event_id = event_id;
+                    }
                     if last {
                         out.extend_from_slice(b"0\r\n\r\n");
                         done = true;
@@ -465,9 +597,10 @@ async fn stream_exchange(
                 }
             },
         }
-        if write_all(st, &out).await.is_err() {
+        if !write_timed(shard, st, &out, OnTimeout::Stream(x)).await {
             return false;
         }
+        shard.stats().bytes_sent[Transport::Http as usize].add(out.len() as u64);
         if done {
             return true;
         }

@@ -13,6 +13,7 @@ pub mod security;
 pub mod stateless;
 pub mod streamable;
 
+use crate::limits::{Overload, TokenBucket};
 use crate::mcp::Revision;
 use crate::runtime::{MeshMsg, Shard};
 use exchange::{Exchange, ReplyEvent, ReplyTo};
@@ -77,7 +78,11 @@ impl HttpShared {
     pub fn new_exchange(&self, shard: &Shard, register: bool) -> Rc<Exchange> {
         let key = self.next_exchange.get();
         self.next_exchange.set(key + 1);
-        let x = Exchange::new(key, shard.config.http.exchange_events_max);
+        let x = Exchange::counted(
+            key,
+            shard.config.http.exchange_events_max,
+            shard.local_metrics.clone(),
+        );
         if register {
             self.exchanges.borrow_mut().insert(key, x.clone());
         }
@@ -153,6 +158,16 @@ pub enum Response {
 }
 
 impl Response {
+    /// The answer to a request admission control refused: the overload's status with
+    /// `Retry-After`, and its JSON-RPC error (for the request `id`, when known) as the body.
+    pub fn overload(id: Option<&crate::jsonrpc::Id>, why: &Overload) -> Response {
+        Response::Full {
+            status: why.http_status(),
+            headers: vec![("Retry-After".into(), why.retry_after_s().to_string())],
+            body: crate::jsonrpc::encode_error(id, &why.to_error()),
+        }
+    }
+
     /// A full response with a JSON-RPC error body.
     pub fn error(status: u16, message: &str) -> Response {
         Response::Full {
@@ -203,16 +218,40 @@ fn route(shard: &Shard, path: &str) -> Option<Route> {
 }
 
 fn accepts(head: &RequestHead, mime: &str) -> bool {
-    head.header("accept").is_some_and(|a| {
-        a.split(',').any(|p| {
-            let t = p.split(';').next().unwrap_or("").trim();
-            t == mime || t == "*/*" || (t.ends_with("/*") && mime.starts_with(&t[..t.len() - 1]))
-        })
+    head.header("accept")
+        .is_some_and(|a| media_list_accepts(a.as_bytes(), mime.as_bytes()))
+}
+
+/// Whether a media-range list (an `Accept` value) admits `mime`: an exact type (any case),
+/// `*/*`, or `type/*`. Parameters after `;` are ignored.
+fn media_list_accepts(list: &[u8], mime: &[u8]) -> bool {
+    list.split(|&b| b == b',').any(|range| {
+        let t = range
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or(&[])
+            .trim_ascii();
+        t.eq_ignore_ascii_case(mime)
+            || t == b"*/*"
+            || (t.ends_with(b"/*")
+                && mime.len() >= t.len() - 1
+                && mime[..t.len() - 1].eq_ignore_ascii_case(&t[..t.len() - 1]))
     })
 }
 
-/// Answers one request.
-pub async fn respond(shard: &Rc<Shard>, head: &RequestHead, body: Vec<u8>) -> Response {
+/// Answers one request. `rate` is the connection's message bucket: over HTTP every request
+/// is one message of its connection (a session's messages may arrive over several).
+pub async fn respond(
+    shard: &Rc<Shard>,
+    head: &RequestHead,
+    body: Vec<u8>,
+    rate: Option<&mut TokenBucket>,
+) -> Response {
+    if let Some(rate) = rate {
+        if let Err(why) = shard.gate.connection_message(rate, Instant::now()) {
+            return Response::overload(None, &why);
+        }
+    }
     if let Err(resp) = security::check(shard, head) {
         return resp;
     }
@@ -294,11 +333,7 @@ async fn mcp_endpoint(
                             headers: vec![("Mcp-Session-Id".into(), id.to_string())],
                             body: bytes,
                         },
-                        Err((status, bytes)) => Response::Full {
-                            status,
-                            headers: Vec::new(),
-                            body: bytes,
-                        },
+                        Err(answer) => answer,
                     }
                 }
                 Some(id) => {
@@ -455,5 +490,29 @@ pub async fn sweep_sessions(shard: Rc<Shard>) {
     let ids: Vec<SessionId> = shard.http.sessions.borrow().keys().copied().collect();
     for id in ids {
         streamable::remove(&shard, &shard.http, &id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::media_list_accepts;
+
+    #[test]
+    fn accept_lists() {
+        let ok = |list: &str, mime: &str| media_list_accepts(list.as_bytes(), mime.as_bytes());
+        assert!(ok(
+            "application/json, text/event-stream",
+            "text/event-stream"
+        ));
+        assert!(ok(
+            "application/json;q=0.9,text/event-stream",
+            "application/json"
+        ));
+        assert!(ok("Application/JSON", "application/json"));
+        assert!(ok("*/*", "text/event-stream"));
+        assert!(ok("text/*", "text/event-stream"));
+        assert!(!ok("text/*", "application/json"));
+        assert!(!ok("application/jsonl", "application/json"));
+        assert!(!ok("", "application/json"));
     }
 }

@@ -14,21 +14,103 @@ pub struct RequestHead {
     pub path: String,
     /// Query string (after `?`), if any.
     pub query: Option<String>,
-    /// Headers, names lowercased, in order.
-    pub headers: Vec<(String, String)>,
+    /// Header names (lowercased) and values (trimmed), one after another in one string, so
+    /// a request head costs a handful of allocations however many headers it has.
+    fields: String,
+    /// Per header, in order: where its name ends and where its value ends in `fields` (each
+    /// header starts where the previous one ended).
+    spans: Vec<(u32, u32)>,
+    /// For each name in [`KNOWN_HEADERS`], the index of its first occurrence in `spans`
+    /// ([`ABSENT`] when the request does not carry it): the lookups every request makes
+    /// cost no scan.
+    known: [u8; KNOWN_HEADERS.len()],
     /// Whether the connection stays open after the response.
     pub keep_alive: bool,
     /// How the body is framed.
     pub body: BodyKind,
 }
 
+/// Header names looked up on every request, indexed when the head is parsed.
+const KNOWN_HEADERS: [&str; 13] = [
+    "accept",
+    "connection",
+    "content-length",
+    "content-type",
+    "expect",
+    "host",
+    "last-event-id",
+    "mcp-method",
+    "mcp-name",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "origin",
+    "transfer-encoding",
+];
+const ABSENT: u8 = u8::MAX;
+
+fn known_slot(name: &str) -> Option<usize> {
+    KNOWN_HEADERS.iter().position(|k| *k == name)
+}
+
 impl RequestHead {
+    /// A head built from parts (names are lowercased, values trimmed), as parsing makes it.
+    pub fn new(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHead {
+        let mut head = RequestHead {
+            method: method.into(),
+            path: path.into(),
+            query: None,
+            fields: String::new(),
+            spans: Vec::with_capacity(headers.len()),
+            known: [ABSENT; KNOWN_HEADERS.len()],
+            keep_alive: true,
+            body: BodyKind::None,
+        };
+        for (n, v) in headers {
+            head.push_header(n, v);
+        }
+        head
+    }
+
+    fn push_header(&mut self, name: &str, value: &str) {
+        let start = self.fields.len();
+        self.fields.push_str(name);
+        self.fields[start..].make_ascii_lowercase();
+        let name_end = self.fields.len() as u32;
+        if let Some(k) = known_slot(&self.fields[start..]) {
+            if self.known[k] == ABSENT && self.spans.len() < ABSENT as usize {
+                self.known[k] = self.spans.len() as u8;
+            }
+        }
+        self.fields.push_str(value.trim());
+        self.spans.push((name_end, self.fields.len() as u32));
+    }
+
+    /// The value of the header at `index` in `spans`.
+    fn value_at(&self, index: usize) -> &str {
+        let (name_end, value_end) = self.spans[index];
+        &self.fields[name_end as usize..value_end as usize]
+    }
+
+    /// Every header as (lowercased name, value), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut start = 0usize;
+        self.spans.iter().map(move |&(n, v)| {
+            let (n, v) = (n as usize, v as usize);
+            let field = (&self.fields[start..n], &self.fields[n..v]);
+            start = v;
+            field
+        })
+    }
+
     /// The first value of a header (name in lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        match known_slot(name) {
+            Some(k) if self.spans.len() < ABSENT as usize => {
+                let i = self.known[k];
+                (i != ABSENT).then(|| self.value_at(i as usize))
+            }
+            _ => self.headers().find(|(n, _)| *n == name).map(|(_, v)| v),
+        }
     }
 
     /// A query parameter's value (no percent-decoding: ringmcp's own parameters are plain).
@@ -118,20 +200,21 @@ pub fn parse_head(
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (target.to_string(), None),
     };
-    let mut out_headers = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        let value = std::str::from_utf8(h.value)
-            .map_err(|_| HttpError::new(400, format!("header {} is not UTF-8", h.name)))?;
-        out_headers.push((h.name.to_ascii_lowercase(), value.trim().to_string()));
-    }
     let mut head = RequestHead {
         method,
         path,
         query,
-        headers: out_headers,
+        fields: String::with_capacity(consumed),
+        spans: Vec::with_capacity(req.headers.len()),
+        known: [ABSENT; KNOWN_HEADERS.len()],
         keep_alive: true,
         body: BodyKind::None,
     };
+    for h in req.headers.iter() {
+        let value = std::str::from_utf8(h.value)
+            .map_err(|_| HttpError::new(400, format!("header {} is not UTF-8", h.name)))?;
+        head.push_header(h.name, value);
+    }
     if let Some(c) = head.header("connection") {
         if c.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
             head.keep_alive = false;
@@ -141,10 +224,9 @@ pub fn parse_head(
         .header("transfer-encoding")
         .map(str::to_ascii_lowercase);
     let cl: Vec<&str> = head
-        .headers
-        .iter()
-        .filter(|(n, _)| n == "content-length")
-        .map(|(_, v)| v.as_str())
+        .headers()
+        .filter(|(n, _)| *n == "content-length")
+        .map(|(_, v)| v)
         .collect();
     head.body = match (te, cl.as_slice()) {
         (Some(te), []) => {
@@ -314,6 +396,28 @@ impl ChunkedDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_found_by_lowercase_name_first_occurrence_first() {
+        let raw = b"POST /mcp HTTP/1.1\r\nHost: a\r\nACCEPT:  application/json \r\nX-Custom: 1\r\nAccept: text/html\r\nx-custom: 2\r\nContent-Length: 0\r\n\r\n";
+        let (head, n) = parse_head(raw, 16384, 1024).unwrap().unwrap();
+        assert_eq!(n, raw.len());
+        // A name indexed at parse time and one that is not.
+        assert_eq!(head.header("accept"), Some("application/json"));
+        assert_eq!(head.header("x-custom"), Some("1"));
+        assert_eq!(head.header("host"), Some("a"));
+        assert_eq!(head.header("origin"), None);
+        assert_eq!(head.header("x-missing"), None);
+        let all: Vec<_> = head.headers().collect();
+        assert_eq!(all.len(), 6);
+        assert_eq!(all[4], ("x-custom", "2"));
+        let built = RequestHead::new(
+            "GET",
+            "/mcp",
+            &[("Mcp-Session-Id", " s1 "), ("mcp-session-id", "s2")],
+        );
+        assert_eq!(built.header("mcp-session-id"), Some("s1"));
+    }
 
     #[test]
     fn parses_a_post_head() {

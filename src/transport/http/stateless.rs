@@ -21,8 +21,12 @@
 //! then the list-changed and resource-updated notifications it asked for, fed by the
 //! shard's registry partition where the stream is registered for as long as it lasts.
 //!
-//! Bounds: a connection carries one request at a time, so requests in flight and open
-//! listen streams per shard are bounded by `limits.connections_per_shard_max` (and listen
+//! Bounds: requests whose handlers run at once on a shard by
+//! `limits.shard_in_flight_requests_max` (503, -32006), messages by the shard's rate
+//! `limits.messages_per_shard_per_s` (429, -32005; each HTTP request also counts against its
+//! connection's `limits.messages_per_connection_per_s`). A connection carries one request at
+//! a time, so open listen streams per shard are bounded by
+//! `limits.connections_per_shard_max` (and listen
 //! registrations by `limits.sessions_per_shard_max`); events a client has not read yet by
 //! `http.exchange_events_max`; inputs asked at once by
 //! `limits.client_requests_in_flight_max`; URIs per listen stream by
@@ -32,6 +36,7 @@ use super::exchange::{Exchange, ReplyEvent};
 use super::parse::RequestHead;
 use super::{Response, STATELESS_REVISION};
 use crate::jsonrpc::{self, code, ErrorObject, Frame, Id, Message};
+use crate::limits::InFlight;
 use crate::mcp::dispatch::{dispatch, Dispatched, Request};
 use crate::mcp::input::{self, InputRound, Outcome};
 use crate::mcp::meta::{RequestMeta, SERVER_INFO, SUBSCRIPTION_ID};
@@ -51,7 +56,7 @@ use serde_json::{json, Map, Value};
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The `_meta` key whose presence marks a body as a stateless request.
 const META_VERSION_KEY: &[u8] = b"\"io.modelcontextprotocol/protocolVersion\"";
@@ -282,8 +287,8 @@ pub fn status_for(error_code: i64) -> u16 {
         | code::HEADER_MISMATCH
         | code::MISSING_REQUIRED_CLIENT_CAPABILITY
         | code::UNSUPPORTED_PROTOCOL_VERSION => 400,
-        code::LIMIT_EXCEEDED => 429,
-        code::SHUTTING_DOWN => 503,
+        code::LIMIT_EXCEEDED | code::RATE_LIMITED => 429,
+        code::SHUTTING_DOWN | code::OVERLOADED => 503,
         code::INTERNAL_ERROR => 500,
         _ => 200,
     }
@@ -324,26 +329,81 @@ pub async fn handle(
         return resp;
     }
     let mut body = body;
+    shard.stats().messages_received.inc();
     let frame = match jsonrpc::parse_frame(&mut body, shard.config.limits.batch_messages_max) {
         Ok(f) => f,
-        Err(e) => return error_response(None, &e.to_error()),
+        Err(e) => {
+            let e = e.to_error();
+            shard.request_probe(None).finish(Some(e.code));
+            return error_response(None, &e);
+        }
     };
     let a = match admit(&RoutingHeaders::of(head), frame) {
         Admission::Request(a) => *a,
         Admission::Accepted => {
+            // A notification over the shard's rate is refused, not silently dropped: over
+            // HTTP there is an answer to say so.
+            if let Err(why) = shard.gate.message(None, Instant::now) {
+                return Response::overload(None, &why);
+            }
             return Response::Full {
                 status: 202,
                 headers: Vec::new(),
                 body: Vec::new(),
+            };
+        }
+        Admission::Refused(_, id, e) => {
+            shard.request_probe(None).finish(Some(e.code));
+            return error_response(id.as_ref(), &e);
+        }
+    };
+    let probe = shard.request_probe(Some(&a.method));
+    let listening = a.method == "subscriptions/listen";
+    match admitted(shard, a, server) {
+        Response::Full {
+            status,
+            headers,
+            body,
+        } => {
+            probe.finish_encoded(&body);
+            Response::Full {
+                status,
+                headers,
+                body,
             }
         }
-        Admission::Refused(_, id, e) => return error_response(id.as_ref(), &e),
-    };
+        Response::Exchange {
+            exchange,
+            headers,
+            priming,
+            forwarded,
+        } => {
+            if listening {
+                // Answered by the acknowledgement, already queued; the stream lasts.
+                probe.finish(None);
+            } else {
+                exchange.observe(probe);
+            }
+            Response::Exchange {
+                exchange,
+                headers,
+                priming,
+                forwarded,
+            }
+        }
+    }
+}
+
+/// Answers an admitted request.
+fn admitted(shard: &Rc<Shard>, a: Admitted, server: &str) -> Response {
     if shard.shutdown.is_cancelled() {
         return error_response(
             Some(&a.id),
             &ErrorObject::new(code::SHUTTING_DOWN, "server is shutting down"),
         );
+    }
+    if let Err(why) = shard.gate.message(None, Instant::now) {
+        return Response::overload(Some(&a.id), &why);
     }
     let Some(srv) = shard.servers.get(server).cloned() else {
         return error_response(
@@ -409,6 +469,10 @@ fn request(shard: &Rc<Shard>, srv: Rc<McpServer>, a: Admitted) -> Response {
         meta,
         revision,
     } = a;
+    // Checked before anything of the request runs, so a refused request is safe to retry.
+    if let Err(why) = shard.gate.room() {
+        return Response::overload(Some(&id), &why);
+    }
     let now_ms = now_unix_ms();
     let name = match method.as_str() {
         "tools/call" | "prompts/get" => params.get("name"),
@@ -480,6 +544,7 @@ fn request(shard: &Rc<Shard>, srv: Rc<McpServer>, a: Admitted) -> Response {
             arguments,
             server: core.server.clone(),
             revision,
+            _in_flight: shard.gate.enter(),
         },
         fut,
         round,
@@ -497,6 +562,8 @@ struct Pending {
     arguments: Value,
     server: Rc<McpServer>,
     revision: Revision,
+    /// The request's place in the shard's in-flight count, freed when the task ends.
+    _in_flight: InFlight,
 }
 
 impl Pending {
@@ -856,20 +923,9 @@ mod tests {
     use super::*;
     use crate::mcp::meta::{CLIENT_CAPABILITIES, PROTOCOL_VERSION};
     use crate::server::{Resource, ToolOutput};
-    use crate::transport::http::parse::BodyKind;
 
     fn head(method: &str, headers: &[(&str, &str)]) -> RequestHead {
-        RequestHead {
-            method: method.into(),
-            path: "/mcp".into(),
-            query: None,
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            keep_alive: true,
-            body: BodyKind::None,
-        }
+        RequestHead::new(method, "/mcp", headers)
     }
 
     fn body(method: &str, params: Value) -> Vec<u8> {

@@ -12,8 +12,9 @@
 //! replays what followed that event and, if the stream is still live, continues it.
 
 use super::exchange::{ReplyEvent, ReplyTo};
-use super::HttpShared;
+use super::{HttpShared, Response};
 use crate::jsonrpc::{self, code, ErrorObject, Frame, Message};
+use crate::limits::Overload;
 use crate::mcp::{Reply, Session};
 use crate::rt::{OutMsg, Outbound, SendError};
 use crate::runtime::{ConnHost, Shard};
@@ -74,15 +75,24 @@ impl EventStream {
     }
 
     /// Records and forwards one message; `last` ends the stream.
-    pub fn emit(&self, bytes: Rc<[u8]>, last: bool) {
+    ///
+    /// A stream whose first message is its last is answered as a plain JSON response
+    /// (see the HTTP connection): no event id reaches the client, so there is nothing it
+    /// could resume and the message is not kept for replay.
+    pub fn emit(&self, msg: OutMsg, last: bool) {
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
-        {
+        let resumable = !(last && seq == 1);
+        if resumable {
             let mut r = self.replay.borrow_mut();
             if r.len() >= self.replay_max {
                 r.pop_front();
             }
-            r.push_back((seq, bytes.clone(), last));
+            let kept = match &msg {
+                OutMsg::Shared(s) => s.clone(),
+                OutMsg::Owned(v) => Rc::from(v.as_slice()),
+            };
+            r.push_back((seq, kept, last));
         }
         if last {
             self.done.set(true);
@@ -90,8 +100,11 @@ impl EventStream {
         let target = self.target.borrow().clone();
         if let (Some(t), Some(shard)) = (target, self.shard.upgrade()) {
             let ev = ReplyEvent::Message {
-                event_id: Some(self.event_id(seq)),
-                bytes: bytes.to_vec(),
+                event_id: resumable.then(|| self.event_id(seq)),
+                bytes: match msg {
+                    OutMsg::Owned(v) => v,
+                    OutMsg::Shared(s) => s.to_vec(),
+                },
                 last,
             };
             if !t.send(&shard, ev) {
@@ -151,7 +164,7 @@ struct SessionOutbound(Rc<EventStream>);
 
 impl Outbound for SessionOutbound {
     fn send(&self, msg: OutMsg) -> Result<(), SendError> {
-        self.0.emit(msg.as_bytes().into(), false);
+        self.0.emit(msg, false);
         Ok(())
     }
 }
@@ -162,7 +175,7 @@ struct StreamOutbound(Rc<EventStream>);
 
 impl Outbound for StreamOutbound {
     fn send(&self, msg: OutMsg) -> Result<(), SendError> {
-        self.0.emit(msg.as_bytes().into(), false);
+        self.0.emit(msg, false);
         Ok(())
     }
 }
@@ -268,7 +281,13 @@ pub fn create(
         id,
         server: server.to_string(),
         legacy,
-        session: RefCell::new(Session::new(core)),
+        session: RefCell::new({
+            let mut session = Session::new(core);
+            // Its messages may arrive over several connections, each metered on its own
+            // (`super::respond`); the session meters the shard's rate and its tool calls.
+            session.set_gate(shard.gate.session_gate(false));
+            session
+        }),
         standalone,
         streams: RefCell::new(VecDeque::new()),
         next_stream: Cell::new(1),
@@ -284,7 +303,7 @@ pub fn remove(shard: &Rc<Shard>, http: &HttpShared, id: &SessionId) -> bool {
         return false;
     };
     s.close();
-    shard.partition.borrow_mut().remove(id);
+    shard.unregister_session(id);
     true
 }
 
@@ -302,6 +321,34 @@ fn error_reply(status: u16, message: impl Into<String>) -> ReplyEvent {
         status,
         rpc_error_body(&ErrorObject::new(code::INVALID_REQUEST, message)),
     )
+}
+
+/// The answer to a POST whose every message admission control refused: `body` (the
+/// refusals as JSON-RPC errors) with `Retry-After`, under the status [`refusal_status`] picks.
+fn overload_reply(
+    shard: &Shard,
+    why: &Overload,
+    answers_requests: bool,
+    body: Vec<u8>,
+) -> ReplyEvent {
+    ReplyEvent::Full {
+        status: refusal_status(shard, why, answers_requests),
+        headers: vec![("Retry-After".into(), why.retry_after_s().to_string())],
+        body,
+    }
+}
+
+/// The HTTP status of a refused POST. When the body answers requests, 200 unless
+/// `http.overload_http_status`: SDK clients fail the whole transport on any other status,
+/// while a JSON-RPC error for the request's id fails only that call (the `Retry-After`
+/// header still carries the advice). Refused notifications have no id to answer, so the
+/// status is the only answer they get: the overload's own.
+fn refusal_status(shard: &Shard, why: &Overload, answers_requests: bool) -> u16 {
+    if answers_requests && !shard.config.http.overload_http_status {
+        200
+    } else {
+        why.http_status()
+    }
 }
 
 fn rpc_error_body(error: &ErrorObject) -> Vec<u8> {
@@ -382,7 +429,10 @@ fn post(shard: &Rc<Shard>, s: &Rc<HttpSession>, body: &mut [u8], reply: ReplyTo)
     let frame = match jsonrpc::parse_frame(body, batch_max) {
         Ok(f) => f,
         Err(e) => {
-            reply.send(shard, full(400, rpc_error_body(&e.to_error())));
+            let error = e.to_error();
+            shard.stats().messages_received.inc();
+            shard.request_probe(None).finish(Some(error.code));
+            reply.send(shard, full(400, rpc_error_body(&error)));
             return;
         }
     };
@@ -397,14 +447,15 @@ fn post(shard: &Rc<Shard>, s: &Rc<HttpSession>, body: &mut [u8], reply: ReplyTo)
         // Legacy transport: every answer goes on the session's SSE stream; the POST only
         // says it was accepted.
         let reply_msg = s.session.borrow_mut().on_parsed(frame, None);
+        let reply_msg = reply_msg.settle();
         let out = s.standalone.clone();
         match reply_msg {
             Reply::None => {}
-            Reply::Now(b) => out.emit(b.into(), false),
+            Reply::Now(b) => out.emit(OutMsg::Owned(b), false),
             Reply::Later(fut) => {
                 glommio::spawn_local(async move {
                     if let Some(b) = fut.await {
-                        out.emit(b.into(), false);
+                        out.emit(OutMsg::Owned(b), false);
                     }
                 })
                 .detach();
@@ -414,7 +465,18 @@ fn post(shard: &Rc<Shard>, s: &Rc<HttpSession>, body: &mut [u8], reply: ReplyTo)
         return;
     }
     if !has_request {
-        let r = s.session.borrow_mut().on_parsed(frame, None);
+        let (r, refused) = {
+            let mut session = s.session.borrow_mut();
+            let r = session.on_parsed(frame, None);
+            (r, session.take_refusal())
+        };
+        if let Some(why) = refused {
+            reply.send(
+                shard,
+                overload_reply(shard, &why, false, rpc_error_body(&why.to_error())),
+            );
+            return;
+        }
         match r {
             Reply::Now(b) => reply.send(shard, full(400, b)),
             _ => reply.send(shard, full(202, Vec::new())),
@@ -431,6 +493,8 @@ fn post(shard: &Rc<Shard>, s: &Rc<HttpSession>, body: &mut [u8], reply: ReplyTo)
     );
     {
         let mut streams = s.streams.borrow_mut();
+        // A finished stream with nothing to replay (answered as plain JSON) is of no more use.
+        streams.retain(|st| !(st.done.get() && st.replay.borrow().is_empty()));
         // Keep the streams still running and the most recent finished ones.
         let keep = shard.config.http.streams_per_session_max;
         while streams.len() >= keep {
@@ -444,14 +508,31 @@ fn post(shard: &Rc<Shard>, s: &Rc<HttpSession>, body: &mut [u8], reply: ReplyTo)
         streams.push_back(stream.clone());
     }
     let out: Rc<dyn Outbound> = Rc::new(StreamOutbound(stream.clone()));
-    let r = s.session.borrow_mut().on_parsed(frame, Some(out));
+    let (r, refused) = {
+        let mut session = s.session.borrow_mut();
+        let r = session.on_parsed(frame, Some(out));
+        (r, session.take_refusal())
+    };
+    let r = match (refused, r) {
+        (Some(why), Reply::Now(errors)) => {
+            // Nothing of the POST was admitted: an HTTP answer that says so, and no stream.
+            s.streams.borrow_mut().retain(|st| !Rc::ptr_eq(st, &stream));
+            stream.done.set(true);
+            let to = stream.target.borrow_mut().take();
+            if let Some(to) = to {
+                to.send(shard, overload_reply(shard, &why, true, errors));
+            }
+            return;
+        }
+        (_, r) => r.settle(),
+    };
     match r {
         Reply::None => stream.end(),
-        Reply::Now(b) => stream.emit(b.into(), true),
+        Reply::Now(b) => stream.emit(OutMsg::Owned(b), true),
         Reply::Later(fut) => {
             glommio::spawn_local(async move {
                 match fut.await {
-                    Some(b) => stream.emit(b.into(), true),
+                    Some(b) => stream.emit(OutMsg::Owned(b), true),
                     None => stream.end(),
                 }
             })
@@ -461,33 +542,66 @@ fn post(shard: &Rc<Shard>, s: &Rc<HttpSession>, body: &mut [u8], reply: ReplyTo)
 }
 
 /// Handles the first POST of a session (no `Mcp-Session-Id`): it must be `initialize`.
-/// Returns the answer body and the new session id.
+/// Returns the answer body and the new session id, or the whole HTTP answer when no session
+/// was made.
 pub fn initialize(
     shard: &Rc<Shard>,
     http: &HttpShared,
     server: &str,
     body: &mut [u8],
-) -> Result<(Vec<u8>, SessionId), (u16, Vec<u8>)> {
-    let frame = jsonrpc::parse_frame(body, shard.config.limits.batch_messages_max)
-        .map_err(|e| (400, rpc_error_body(&e.to_error())))?;
+) -> Result<(Vec<u8>, SessionId), Response> {
+    let frame =
+        jsonrpc::parse_frame(body, shard.config.limits.batch_messages_max).map_err(|e| {
+            let e = e.to_error();
+            shard.stats().messages_received.inc();
+            shard.request_probe(None).finish(Some(e.code));
+            http_reply(400, Vec::new(), rpc_error_body(&e))
+        })?;
     let is_init = matches!(&frame, Frame::Single(Ok(Message::Request { method, .. })) if method == "initialize");
     if !is_init {
-        return Err((
+        return Err(Response::error(
             400,
-            error_json("missing Mcp-Session-Id header (only initialize may come without one)"),
+            "missing Mcp-Session-Id header (only initialize may come without one)",
         ));
     }
-    let s = create(shard, http, server, false).map_err(|e| (503, rpc_error_body(&e)))?;
-    let reply = s.session.borrow_mut().on_parsed(frame, None);
+    // The session limit frees when a session ends: no clock can say when, so the fixed hint.
+    let s = create(shard, http, server, false).map_err(|e| {
+        let retry_s = crate::limits::BUSY_RETRY_AFTER_MS.div_ceil(1000);
+        http_reply(
+            503,
+            vec![("Retry-After".into(), retry_s.to_string())],
+            rpc_error_body(&e),
+        )
+    })?;
+    let (reply, refused) = {
+        let mut session = s.session.borrow_mut();
+        let r = session.on_parsed(frame, None);
+        (r, session.take_refusal())
+    };
     let bytes = match reply {
         Reply::Now(b) => b,
         _ => Vec::new(),
     };
     if !s.session.borrow().is_initialized() {
         remove(shard, http, &s.id);
-        return Err((200, bytes));
+        return Err(match refused {
+            Some(why) => http_reply(
+                refusal_status(shard, &why, true),
+                vec![("Retry-After".into(), why.retry_after_s().to_string())],
+                bytes,
+            ),
+            None => http_reply(200, Vec::new(), bytes),
+        });
     }
     Ok((bytes, s.id))
+}
+
+fn http_reply(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Response {
+    Response::Full {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// The legacy `endpoint` event data for a session.
