@@ -19,10 +19,10 @@ lint:
 ci:
     bash .ci/run
 
-# SCALE multiplies every duration: 0.5 keeps the whole run near 5 minutes on 2 cores; 1 is
-# the seed's durations. Raw JSON and .hgrm files land in OUT (docs/benchmarks.md).
+# SCALE multiplies every duration: 0.5 keeps the whole run near 8 minutes on 2 cores (plus
+# the build); 1 is the seed's durations. Raw JSON and .hgrm files land in OUT (docs/benchmarks.md).
 #
-# Scenarios against ringmcp (TCP and HTTP) + registry example -> docs/benchmarks/results.md.
+# Scenarios against ringmcp (TCP, HTTP) + registry example -> docs/benchmarks/results.md and plots/.
 bench SCALE="0.5" OUT="target/bench/results":
     #!/usr/bin/env bash
     set -euo pipefail
@@ -47,14 +47,14 @@ bench SCALE="0.5" OUT="target/bench/results":
 
 # e.g. `just load scenario flood --transport http --scale 0.2` or `just load run tcp://127.0.0.1:7070`.
 #
-# One scenario (baseline, flood, bombing, saturate, hold, all) or any ringmcp-load command.
+# One scenario (baseline, flood, bombing, saturate, sweep, hold, all) or any ringmcp-load command.
 load *ARGS:
     cargo run --release -p ringmcp-bench --bin ringmcp-load -- {{ARGS}}
 
 # Installs the Python and TypeScript SDK peers on first use (PyPI, npm) under target/bench/peers.
 # A peer that cannot be installed or started is reported and left out.
 #
-# baseline + saturate (64 conns) vs rmcp, Python and TypeScript SDKs -> docs/benchmarks/peers.md.
+# baseline, saturate 64, memory per idle session vs rmcp, Python, TypeScript SDKs -> docs/benchmarks/peers.md.
 bench-peers SCALE="0.5" *ARGS:
     cargo build --release -p ringmcp -p ringmcp-bench --bins
     target/release/ringmcp-load peers --scale {{SCALE}} --server-bin target/release/ringmcp --out docs/benchmarks/peers.md -q {{ARGS}}

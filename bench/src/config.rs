@@ -27,6 +27,10 @@ pub const SOURCE_ADDRS_MAX: usize = 256;
 pub const RATE_MAX: f64 = 50_000_000.0;
 /// Largest response (HTTP response or TCP line) a connection buffers.
 pub const RESPONSE_BYTES_MAX: usize = 64 << 20;
+/// Most updates one subscribe run triggers.
+pub const UPDATES_MAX: u32 = 100;
+/// Longest resource URI a subscribe run accepts.
+pub const URI_BYTES_MAX: usize = 1024;
 
 /// Errors in a configuration.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -249,6 +253,117 @@ pub struct RunConfig {
     /// The `ringmcp-load` executable used for worker processes (default: this
     /// executable when it is `ringmcp-load`, else `ringmcp-load` next to it).
     pub worker_exe: Option<PathBuf>,
+    /// Subscribe mode: every connection subscribes to a resource and only listens; the
+    /// parent triggers updates and the report says how long each took to reach every
+    /// subscriber. `None`: connections call the tool.
+    #[serde(default)]
+    pub subscribe: Option<Subscribe>,
+}
+
+/// Subscribe mode. After its handshake each connection sends `resources/subscribe` for
+/// `uri` (over HTTP it then opens the session's standalone SSE stream with `GET`) and
+/// sends nothing else. Once every connection is subscribed, the parent calls
+/// `trigger_tool` `updates` times, `update_interval_ms` apart, each time on a short-lived
+/// connection of its own, and takes the instant just before writing the call; each
+/// connection records when it sees `notifications/resources/updated` for `uri`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subscribe {
+    /// The resource every connection subscribes to.
+    pub uri: String,
+    /// The tool whose call changes the resource (and notifies its subscribers).
+    pub trigger_tool: String,
+    /// The trigger tool's arguments, a JSON object as text.
+    pub trigger_arguments: String,
+    /// Updates to trigger.
+    pub updates: u32,
+    /// Time from one trigger call to the next.
+    pub update_interval_ms: u64,
+    /// A subscriber that has not seen an update this long after its trigger call was
+    /// written counts as missed (an error). At most `update_interval_ms`, so every
+    /// notification belongs to exactly one update.
+    pub notify_timeout_ms: u64,
+}
+
+impl Default for Subscribe {
+    /// `demo://counter`, updated by `increment_counter`, 5 times a second apart, 1 s to
+    /// arrive.
+    fn default() -> Self {
+        Subscribe {
+            uri: "demo://counter".into(),
+            trigger_tool: "increment_counter".into(),
+            trigger_arguments: "{}".into(),
+            updates: 5,
+            update_interval_ms: 1_000,
+            notify_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl Subscribe {
+    /// Time the updates need once they start: every interval but the last, plus the last
+    /// one's timeout.
+    pub fn span_ms(&self) -> u64 {
+        u64::from(self.updates.saturating_sub(1))
+            .saturating_mul(self.update_interval_ms)
+            .saturating_add(self.notify_timeout_ms)
+    }
+
+    fn validate(&self, cfg: &RunConfig) -> Result<(), ConfigError> {
+        let bound = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Bound(what.to_string()))
+            }
+        };
+        bound(
+            !self.uri.is_empty()
+                && self.uri.len() <= URI_BYTES_MAX
+                && !self.uri.chars().any(char::is_control),
+            "the subscribed URI must be 1 to 1024 printable characters",
+        )?;
+        bound(
+            !self.trigger_tool.is_empty()
+                && self.trigger_tool.len() <= 256
+                && !self.trigger_tool.chars().any(char::is_control),
+            "the trigger tool name must be 1 to 256 printable characters",
+        )?;
+        match serde_json::from_str::<serde_json::Value>(&self.trigger_arguments) {
+            Ok(serde_json::Value::Object(_)) if self.trigger_arguments.len() <= 1 << 16 => {}
+            _ => {
+                return Err(ConfigError::Arguments(
+                    "the trigger arguments must be a JSON object of at most 64 KiB".into(),
+                ))
+            }
+        }
+        bound(
+            (1..=UPDATES_MAX).contains(&self.updates),
+            "updates must be 1 to 100",
+        )?;
+        bound(
+            (1..=600_000).contains(&self.update_interval_ms),
+            "the update interval must be 1 ms to 10 minutes",
+        )?;
+        bound(
+            (1..=self.update_interval_ms).contains(&self.notify_timeout_ms),
+            "the notification timeout must be 1 ms to the update interval",
+        )?;
+        bound(
+            cfg.target.transport != Transport::HttpStateless,
+            "subscribe mode runs over tcp or http (sessions)",
+        )?;
+        bound(
+            cfg.steps.is_empty() && cfg.rate.is_none(),
+            "subscribe mode holds one set of connections and sends no calls: no --step, no --rate",
+        )?;
+        // The updates must fit in the measured window: the last one's timeout ends
+        // before the run closes its connections.
+        bound(
+            cfg.duration_ms >= self.span_ms() + self.update_interval_ms,
+            "subscribe mode needs a duration of at least updates x interval + timeout",
+        )?;
+        Ok(())
+    }
 }
 
 impl Default for RunConfig {
@@ -279,6 +394,7 @@ impl Default for RunConfig {
             progress: false,
             command_line: None,
             worker_exe: None,
+            subscribe: None,
         }
     }
 }
@@ -410,6 +526,9 @@ impl RunConfig {
             self.arguments.len() <= 1 << 20,
             "arguments above 1 MiB".into(),
         )?;
+        if let Some(s) = &self.subscribe {
+            s.validate(self)?;
+        }
         Ok(())
     }
 }
@@ -545,6 +664,60 @@ mod tests {
         assert_eq!(Step::parse("5:1s").unwrap().rate, None);
         assert!(Step::parse("5").is_err());
         assert!(Step::parse("5:1s:2:3").is_err());
+    }
+
+    #[test]
+    fn subscribe_validation() {
+        let mut c = RunConfig {
+            subscribe: Some(Subscribe::default()),
+            ..RunConfig::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
+        // 5 updates 1 s apart, 1 s timeout: 5 s of span plus an interval of slack.
+        assert_eq!(Subscribe::default().span_ms(), 5_000);
+        c.duration_ms = 5_999;
+        assert!(c.validate().is_err());
+        c.duration_ms = 6_000;
+        assert_eq!(c.validate(), Ok(()));
+        let bad = [
+            Subscribe {
+                uri: String::new(),
+                ..Subscribe::default()
+            },
+            Subscribe {
+                updates: 0,
+                ..Subscribe::default()
+            },
+            Subscribe {
+                updates: UPDATES_MAX + 1,
+                ..Subscribe::default()
+            },
+            Subscribe {
+                notify_timeout_ms: 1_001,
+                ..Subscribe::default()
+            },
+            Subscribe {
+                trigger_arguments: "[]".into(),
+                ..Subscribe::default()
+            },
+            Subscribe {
+                trigger_tool: "a\nb".into(),
+                ..Subscribe::default()
+            },
+        ];
+        for s in bad {
+            let cfg = RunConfig {
+                subscribe: Some(s.clone()),
+                ..RunConfig::default()
+            };
+            assert!(cfg.validate().is_err(), "{s:?}");
+        }
+        // Subscribers send no calls: no rate, no steps; and no stateless transport.
+        c.rate = Some(10.0);
+        assert!(c.validate().is_err());
+        c.rate = None;
+        c.target = Target::parse("http-stateless://127.0.0.1:8080/mcp").unwrap();
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -67,13 +67,23 @@ pub struct Framed {
     pub body: Body,
 }
 
-/// Frames the response at the start of `buf`; `Ok(None)` while incomplete. A chunked
-/// body is decoded into `scratch` (cleared first); `max_bytes` bounds the whole response.
-pub fn frame_response(
-    buf: &[u8],
-    scratch: &mut Vec<u8>,
-    max_bytes: usize,
-) -> Result<Option<Framed>, FrameError> {
+/// A response head as read: what we act on, its length and how its body is delimited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadInfo {
+    /// What the head says that we act on.
+    pub head: Head,
+    /// Bytes of the head (status line, headers, blank line).
+    pub len: usize,
+    /// `Content-Length`.
+    pub content_length: Option<usize>,
+    /// `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+}
+
+/// Reads the response head at the start of `buf`; `Ok(None)` while incomplete. For a
+/// response whose body may not end (an SSE stream), where [`frame_response`] would wait
+/// for the whole body.
+pub fn response_head(buf: &[u8], max_bytes: usize) -> Result<Option<HeadInfo>, FrameError> {
     let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
     let mut resp = httparse::Response::new(&mut headers);
     let head_len = match resp.parse(buf) {
@@ -120,6 +130,31 @@ pub fn frame_response(
             head.session_id = Some(start..start + v.len());
         }
     }
+    Ok(Some(HeadInfo {
+        head,
+        len: head_len,
+        content_length,
+        chunked,
+    }))
+}
+
+/// Frames the response at the start of `buf`; `Ok(None)` while incomplete. A chunked
+/// body is decoded into `scratch` (cleared first); `max_bytes` bounds the whole response.
+pub fn frame_response(
+    buf: &[u8],
+    scratch: &mut Vec<u8>,
+    max_bytes: usize,
+) -> Result<Option<Framed>, FrameError> {
+    let Some(HeadInfo {
+        head,
+        len: head_len,
+        content_length,
+        chunked,
+    }) = response_head(buf, max_bytes)?
+    else {
+        return Ok(None);
+    };
+    let status = head.status;
     // 1xx, 204 and 304 have no body.
     if (100..200).contains(&status) || status == 204 || status == 304 {
         return Ok(Some(Framed {
@@ -205,26 +240,104 @@ pub fn dechunk(
     }
 }
 
+/// Decodes the complete chunks at the start of `buf`, a chunked body that may go on
+/// for ever (an SSE stream), appending their data to `out`. Answers the bytes used and
+/// whether the last chunk (size 0, then trailers) ended the body; an incomplete chunk is
+/// left for the next call. `max_bytes` bounds one chunk and `out`.
+pub fn dechunk_stream(
+    buf: &[u8],
+    out: &mut Vec<u8>,
+    max_bytes: usize,
+) -> Result<(usize, bool), FrameError> {
+    let mut pos = 0usize;
+    // Each pass consumes one whole chunk (at least its 3-byte size line) or returns.
+    loop {
+        let Some(eol) = find_crlf(&buf[pos..]) else {
+            if buf.len() - pos > 256 {
+                return Err(FrameError::BadChunk);
+            }
+            return Ok((pos, false));
+        };
+        let line = &buf[pos..pos + eol];
+        let size_part = match line.iter().position(|&b| b == b';') {
+            Some(i) => &line[..i],
+            None => line,
+        };
+        let size = parse_hex(trim(size_part)).ok_or(FrameError::BadChunk)?;
+        let data_at = pos + eol + 2;
+        if size == 0 {
+            // Trailers, then the empty line; all of it or nothing.
+            let mut p = data_at;
+            loop {
+                let Some(eol) = find_crlf(&buf[p..]) else {
+                    if buf.len() - pos > max_bytes {
+                        return Err(FrameError::TooLarge);
+                    }
+                    return Ok((pos, false));
+                };
+                p += eol + 2;
+                if eol == 0 {
+                    return Ok((p, true));
+                }
+            }
+        }
+        if out.len().saturating_add(size) > max_bytes {
+            return Err(FrameError::TooLarge);
+        }
+        if buf.len() < data_at + size + 2 {
+            return Ok((pos, false));
+        }
+        if &buf[data_at + size..data_at + size + 2] != b"\r\n" {
+            return Err(FrameError::BadChunk);
+        }
+        out.extend_from_slice(&buf[data_at..data_at + size]);
+        pos = data_at + size + 2;
+    }
+}
+
 /// Calls `f` with the data of every complete event of an SSE body (its `data:` lines
 /// joined by `\n`, as the EventSource rules say); events without data (priming events,
 /// comments, keep-alives) are skipped. `f` returns `false` to stop. `data` is scratch.
 /// An event not ended by a blank line is incomplete and not dispatched.
-pub fn sse_events(body: &[u8], data: &mut Vec<u8>, mut f: impl FnMut(&[u8]) -> bool) {
+pub fn sse_events(body: &[u8], data: &mut Vec<u8>, f: impl FnMut(&[u8]) -> bool) {
+    sse_scan(body, data, true, f);
+}
+
+/// [`sse_events`] for a stream that goes on: the events complete so far are dispatched
+/// and the answer is the bytes they span (through the blank line ending the last one);
+/// the rest is an event still arriving, for the next call with more bytes after it.
+pub fn sse_stream(body: &[u8], data: &mut Vec<u8>, f: impl FnMut(&[u8]) -> bool) -> usize {
+    sse_scan(body, data, false, f)
+}
+
+/// The SSE reader behind [`sse_events`] and [`sse_stream`]. `whole`: `body` is all there
+/// is, so a final `\r` ends its line; in a stream it may be the first half of `\r\n`.
+fn sse_scan(
+    body: &[u8],
+    data: &mut Vec<u8>,
+    whole: bool,
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> usize {
     data.clear();
     let mut has_data = false;
     let mut pos = 0usize;
+    let mut event_end = 0usize;
     // Each pass consumes one line (at least its terminator), so this ends.
     while pos < body.len() {
         let rest = &body[pos..];
         let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
-            return;
+            return event_end;
         };
+        if !whole && rest[end] == b'\r' && end + 1 == rest.len() {
+            return event_end;
+        }
         let line = &rest[..end];
         pos += end + 1;
         if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') {
             pos += 1;
         }
         if line.is_empty() {
+            event_end = pos;
             if has_data {
                 if data.last() == Some(&b'\n') {
                     data.pop();
@@ -232,7 +345,7 @@ pub fn sse_events(body: &[u8], data: &mut Vec<u8>, mut f: impl FnMut(&[u8]) -> b
                 // An empty data buffer is not dispatched (the EventSource rule): that
                 // is the 2025-11-25 priming event.
                 if !data.is_empty() && !f(data) {
-                    return;
+                    return event_end;
                 }
             }
             data.clear();
@@ -255,6 +368,7 @@ pub fn sse_events(body: &[u8], data: &mut Vec<u8>, mut f: impl FnMut(&[u8]) -> b
             has_data = true;
         }
     }
+    event_end
 }
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
@@ -379,6 +493,83 @@ mod tests {
             true
         });
         assert_eq!(events, vec![b"a".to_vec(), b"b".to_vec()]);
+    }
+
+    #[test]
+    fn chunked_stream_decodes_what_has_arrived() {
+        let body = "5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+        let b = body.as_bytes();
+        // At every split point, the first part yields its complete chunks and the rest
+        // yields the others; the body ends exactly once, at its end.
+        for n in 0..=b.len() {
+            let mut out = Vec::new();
+            let (used, ended) = dechunk_stream(&b[..n], &mut out, 1024).unwrap();
+            assert!(!ended || n == b.len(), "split {n}");
+            let rest = [&b[used..n], &b[n..]].concat();
+            let (used2, ended2) = dechunk_stream(&rest, &mut out, 1024).unwrap();
+            assert_eq!(out, b"hello world", "split {n}");
+            assert_eq!(used2, rest.len(), "split {n}");
+            assert!(ended2 || ended, "split {n}");
+        }
+        let mut out = Vec::new();
+        assert_eq!(
+            dechunk_stream(b"3\r\nabcd\r\n", &mut out, 1024),
+            Err(FrameError::BadChunk)
+        );
+        assert_eq!(
+            dechunk_stream(b"zz\r\n", &mut out, 1024),
+            Err(FrameError::BadChunk)
+        );
+        assert_eq!(
+            dechunk_stream(b"800\r\n", &mut out, 1024),
+            Err(FrameError::TooLarge)
+        );
+        assert_eq!(
+            dechunk_stream(&[b'1'; 300], &mut out, 1024),
+            Err(FrameError::BadChunk)
+        );
+    }
+
+    #[test]
+    fn sse_stream_dispatches_complete_events_only() {
+        let text = "id: 0-1\r\ndata: a\r\n\r\n: keep-alive\n\ndata: b\ndata: c\n\nid: 0-4\ndata: d";
+        let t = text.as_bytes();
+        for n in 0..=t.len() {
+            // Feed a prefix, keep what was not used, then the rest: the same events.
+            let mut data = Vec::new();
+            let mut events = Vec::new();
+            let used = sse_stream(&t[..n], &mut data, |d| {
+                events.push(String::from_utf8(d.to_vec()).unwrap());
+                true
+            });
+            let rest = [&t[used..n], &t[n..]].concat();
+            let used2 = sse_stream(&rest, &mut data, |d| {
+                events.push(String::from_utf8(d.to_vec()).unwrap());
+                true
+            });
+            assert_eq!(events, vec!["a", "b\nc"], "split {n}");
+            // The last event has no blank line yet: it stays.
+            assert_eq!(&rest[used2..], b"id: 0-4\ndata: d", "split {n}");
+        }
+        // A final CR may be half of CRLF in a stream: the blank line is not seen yet.
+        let mut data = Vec::new();
+        let mut n = 0;
+        assert_eq!(
+            sse_stream(b"data: x\r\n\r", &mut data, |_| {
+                n += 1;
+                true
+            }),
+            0
+        );
+        assert_eq!(n, 0);
+        assert_eq!(
+            sse_stream(b"data: x\r\n\r\n", &mut data, |_| {
+                n += 1;
+                true
+            }),
+            11
+        );
+        assert_eq!(n, 1);
     }
 
     #[test]

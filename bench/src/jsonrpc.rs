@@ -122,9 +122,72 @@ pub fn classify(msg: &[u8]) -> Result<Reply, ReplyError> {
     }
 }
 
+/// The method of a resource update notification.
+pub const RESOURCE_UPDATED: &str = "notifications/resources/updated";
+
+#[derive(Deserialize)]
+struct UriProbe<'a> {
+    #[serde(borrow, default)]
+    uri: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct NotificationProbe<'a> {
+    #[serde(default)]
+    jsonrpc: Option<IgnoredAny>,
+    #[serde(default)]
+    id: Option<IgnoredAny>,
+    #[serde(borrow, default)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    params: Option<UriProbe<'a>>,
+}
+
+/// Whether `msg` is `notifications/resources/updated` for `uri` (a notification: a
+/// method, no id). Anything else, malformed JSON included, is not; [`classify`] is what
+/// rejects malformed messages.
+pub fn is_resource_updated(msg: &[u8], uri: &str) -> bool {
+    // Cheap filter first: most messages a subscriber reads are not updates.
+    if memchr::memmem::find(msg, b"resources/updated").is_none() {
+        return false;
+    }
+    let Ok(p) = serde_json::from_slice::<NotificationProbe>(msg) else {
+        return false;
+    };
+    p.jsonrpc.is_some()
+        && p.id.is_none()
+        && p.method.as_deref() == Some(RESOURCE_UPDATED)
+        && p.params.and_then(|x| x.uri).as_deref() == Some(uri)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_updated_notifications() {
+        let uri = "demo://counter";
+        assert!(is_resource_updated(
+            br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"demo://counter"}}"#,
+            uri
+        ));
+        // Escapes in the URI are read, key order does not matter.
+        assert!(is_resource_updated(
+            br#"{"params":{"uri":"demo:\/\/counter"},"method":"notifications/resources/updated","jsonrpc":"2.0"}"#,
+            uri
+        ));
+        // Another URI, another method, a request with an id, no params, garbage.
+        for other in [
+            &br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"demo://other"}}"#[..],
+            br#"{"jsonrpc":"2.0","method":"notifications/resources/list_changed","params":{}}"#,
+            br#"{"jsonrpc":"2.0","id":3,"method":"notifications/resources/updated","params":{"uri":"demo://counter"}}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/resources/updated"}"#,
+            br#"{"method":"notifications/resources/updated","params":{"uri":"demo://counter"}}"#,
+            br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"demo://counter"}"#,
+        ] {
+            assert!(!is_resource_updated(other, uri), "{}", String::from_utf8_lossy(other));
+        }
+    }
 
     #[test]
     fn results_and_errors() {

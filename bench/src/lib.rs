@@ -24,17 +24,21 @@
 //! Modules, from the bottom up: [`clock`], [`config`], [`schedule`] (the run's timeline
 //! and open-loop arithmetic), [`request`] (what is sent), [`http`] and [`jsonrpc`] (what
 //! is read), [`stats`] and [`hgrm`] (what is counted), [`engine`] (the io_uring worker),
-//! [`run`] (threads, processes, monitoring), [`report`], [`sys`] (/proc and limits).
+//! [`run`] (threads, processes, monitoring), [`fanout`] (subscribe mode's trigger and
+//! fan-out figures), [`report`], [`sys`] (/proc and limits).
 //! [`peers`] starts the servers measured side by side; [`scenarios`] runs the seed's
-//! scenarios against a ringmcp it starts, and writes the results report.
+//! scenarios against a ringmcp it starts, and writes the results report; [`plot`] draws
+//! its SVG plots.
 
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod fanout;
 pub mod hgrm;
 pub mod http;
 pub mod jsonrpc;
 pub mod peers;
+pub mod plot;
 pub mod report;
 pub mod request;
 pub mod run;

@@ -5,7 +5,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use ringmcp_bench::config::{
-    echo_arguments, parse_cpu_list, parse_duration_ms, parse_source_addrs, RunConfig, Step, Target,
+    echo_arguments, parse_cpu_list, parse_duration_ms, parse_source_addrs, RunConfig, Step,
+    Subscribe, Target,
 };
 use std::path::PathBuf;
 
@@ -26,10 +27,11 @@ enum Command {
     Run(Box<RunArgs>),
     /// Run a seed scenario (or all) against a ringmcp server started for it.
     Scenario(ScenarioArgs),
-    /// Baseline and saturate (64 connections) against ringmcp and each peer over
-    /// Streamable HTTP, with ratios to ringmcp, as markdown.
+    /// Baseline, saturate (64 connections) and memory per idle session (2,000 held) against
+    /// ringmcp and each peer over Streamable HTTP, with ratios to ringmcp, as markdown.
     Peers(PeersArgs),
-    /// Write the markdown results report from the scenarios' JSON summaries.
+    /// Write the markdown results report from the scenarios' JSON summaries, with SVG plots
+    /// in `plots/` beside it.
     Report(ReportArgs),
     /// Run one worker process's share of a load (used by `run`; reads its job on stdin).
     #[command(hide = true)]
@@ -108,6 +110,29 @@ struct RunArgs {
     /// Write the latency percentile distribution (HdrHistogram .hgrm text, milliseconds).
     #[arg(long)]
     hgrm: Option<PathBuf>,
+    /// Subscribe mode: every connection subscribes to this resource after its handshake
+    /// (over HTTP it then holds the session's standalone SSE stream open) and only
+    /// listens; once all are subscribed, --trigger-tool is called --updates times and the
+    /// report gives each update's fan-out latency to the subscribers. No calls otherwise,
+    /// so no --rate or --step.
+    #[arg(long, value_name = "URI")]
+    subscribe: Option<String>,
+    /// Subscribe mode: updates to trigger.
+    #[arg(long, default_value_t = 5)]
+    updates: u32,
+    /// Subscribe mode: time between two trigger calls.
+    #[arg(long, default_value = "1s")]
+    update_interval: String,
+    /// Subscribe mode: a subscriber without the update this long after its trigger call
+    /// counts as missed (at most --update-interval).
+    #[arg(long, default_value = "1s")]
+    notify_timeout: String,
+    /// Subscribe mode: the tool that changes the resource.
+    #[arg(long, default_value = "increment_counter")]
+    trigger_tool: String,
+    /// Subscribe mode: the trigger tool's arguments (a JSON object).
+    #[arg(long, default_value = "{}")]
+    trigger_arguments: String,
     /// No progress bar.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -115,7 +140,7 @@ struct RunArgs {
 
 #[derive(Args)]
 struct ScenarioArgs {
-    /// baseline, flood, bombing, saturate, hold or all.
+    /// baseline, flood, bombing, saturate, sweep, hold or all.
     name: String,
     /// The ringmcp binary (default: `ringmcp` next to this binary, or RINGMCP_BIN).
     #[arg(long)]
@@ -145,7 +170,8 @@ struct PeersArgs {
     /// The ringmcp binary (default: `ringmcp` next to this binary, or RINGMCP_BIN).
     #[arg(long)]
     server_bin: Option<PathBuf>,
-    /// Multiplies every duration (1 = 30 s baseline, 10 s saturate).
+    /// Multiplies every duration (1 = 30 s baseline, 10 s saturate, 20 s to open the idle
+    /// sessions and 10 s holding them).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
     /// Where the JSON reports and peer installations go.
@@ -193,7 +219,7 @@ struct ReportArgs {
     /// A directory of `*.summary.json` (repeatable).
     #[arg(long = "in", required = true)]
     dirs: Vec<PathBuf>,
-    /// The markdown file to write.
+    /// The markdown file to write; the plots go to `plots/` in its directory.
     #[arg(long)]
     out: PathBuf,
     /// The registry example's JSON (shards/examples/registry_bench.rs --json), if any.
@@ -253,7 +279,20 @@ fn report(a: &ReportArgs) -> anyhow::Result<()> {
         )?),
         _ => None,
     };
-    let text = render_markdown(&summaries, registry.as_ref(), &a.commands);
+    let plots_dir = a
+        .out
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
+        .join("plots");
+    let plots = ringmcp_bench::plot::write_plots(&summaries, &plots_dir)?;
+    let links: Vec<(String, String)> = plots
+        .iter()
+        .map(|(chart, path)| {
+            eprintln!("wrote {}", path.display());
+            (chart.alt.clone(), format!("plots/{}", chart.file))
+        })
+        .collect();
+    let text = render_markdown(&summaries, registry.as_ref(), &a.commands, &links);
     write_out(&a.out, &text)?;
     eprintln!("wrote {}", a.out.display());
     Ok(())
@@ -303,6 +342,17 @@ fn config(a: &RunArgs) -> anyhow::Result<RunConfig> {
             &std::env::args().collect::<Vec<_>>(),
         )),
         worker_exe: None,
+        subscribe: match &a.subscribe {
+            Some(uri) => Some(Subscribe {
+                uri: uri.clone(),
+                trigger_tool: a.trigger_tool.clone(),
+                trigger_arguments: a.trigger_arguments.clone(),
+                updates: a.updates,
+                update_interval_ms: parse_duration_ms(&a.update_interval)?,
+                notify_timeout_ms: parse_duration_ms(&a.notify_timeout)?,
+            }),
+            None => None,
+        },
     })
 }
 

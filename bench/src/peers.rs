@@ -308,6 +308,10 @@ pub fn start_with(
                 .arg(tcp.to_string())
                 .arg("--http-listen")
                 .arg(addr.to_string())
+                // The admin listener binds without SO_REUSEPORT; an ephemeral port keeps a
+                // benchmark from colliding with a server already running on this host.
+                .arg("--admin-listen")
+                .arg(SocketAddr::new(opts.host, 0).to_string())
                 // The peers have no such gate; a host short of the configured connection
                 // target still runs the comparison (the check is logged as warnings).
                 .arg("--allow-unready-host");

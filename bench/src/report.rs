@@ -208,6 +208,9 @@ pub struct RunReport {
     pub steps: Vec<StepReport>,
     /// The measured latency histogram, HdrHistogram V2 deflate base64.
     pub histogram: String,
+    /// Subscribe mode: each update's fan-out to the subscribers.
+    #[serde(default)]
+    pub fanout: Option<crate::fanout::FanoutReport>,
     /// The configuration.
     pub config: RunConfig,
 }
@@ -236,7 +239,18 @@ impl RunReport {
             m.kernel,
             m.mem_total_kib / 1024
         );
-        let _ = writeln!(o, "  target      {} (tool {})", self.target, self.tool);
+        match &self.fanout {
+            Some(f) => {
+                let _ = writeln!(
+                    o,
+                    "  target      {} (subscribers of {}; updates by {})",
+                    self.target, f.uri, f.trigger_tool
+                );
+            }
+            None => {
+                let _ = writeln!(o, "  target      {} (tool {})", self.target, self.tool);
+            }
+        }
         let mode = match (self.mode.as_str(), self.rate) {
             ("open-loop", Some(r)) => format!(
                 "open loop at {} req/s over {} connections ({}/s each), pipeline {}; latency from intended send time",
@@ -244,6 +258,10 @@ impl RunReport {
                 group(self.connections as u64),
                 per_conn(r / self.connections.max(1) as f64),
                 self.pipeline
+            ),
+            ("subscribe", _) => format!(
+                "subscribe: {} connections subscribe and only listen",
+                group(self.connections as u64)
             ),
             ("closed-loop", _) => format!(
                 "closed loop, {} connections, pipeline {}",
@@ -367,6 +385,53 @@ impl RunReport {
                 rss(s.rss_kib_before),
                 rss(s.rss_kib_measure_start),
                 rss(s.rss_kib_after)
+            );
+        }
+        if let Some(f) = &self.fanout {
+            let _ = writeln!(
+                o,
+                "  fan-out     {} update{} of {} ({}) to {} subscribers, each timed from its {} call's write to each subscriber's notifications/resources/updated; timeout {}",
+                f.updates.len(),
+                if f.updates.len() == 1 { "" } else { "s" },
+                f.uri,
+                f.trigger_tool,
+                group(f.subscribers),
+                f.trigger_tool,
+                format_args!("{} ms", group(f.timeout_ms))
+            );
+            for u in &f.updates {
+                let call = match (&u.error, u.call_us) {
+                    (Some(e), _) => format!("call failed: {e}"),
+                    (None, Some(c)) => format!("call {}", us(c)),
+                    (None, None) => "call ?".into(),
+                };
+                let _ = writeln!(
+                    o,
+                    "              update {:>2} at {:+.2}s: {} of {} notified ({} subscribed at the call), {} missed; p50 {}  p99 {}  max {}  ({call})",
+                    u.index,
+                    u.at_s,
+                    group(u.received),
+                    group(f.subscribers),
+                    group(u.subscribed_at_trigger),
+                    group(u.missed),
+                    us(u.latency.p50_us),
+                    us(u.latency.p99_us),
+                    us(u.latency.max_us)
+                );
+            }
+            let l = &f.latency;
+            let _ = writeln!(
+                o,
+                "              all updates: p50 {}  p99 {}  max {}; {} received, {} missed, {} late, {} duplicate, {} before the first call, {} unrecorded",
+                us(l.p50_us),
+                us(l.p99_us),
+                us(l.max_us),
+                group(f.received),
+                group(f.missed),
+                group(f.late),
+                group(f.duplicates),
+                group(f.unmatched),
+                group(f.unrecorded)
             );
         }
         if self.steps.len() > 1 {

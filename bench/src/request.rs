@@ -20,6 +20,9 @@ pub const SESSION_REVISION: &str = "2025-11-25";
 pub const STATELESS_REVISION: &str = "2026-07-28";
 /// The id of `initialize`; request ids start at 1.
 pub const INIT_ID: u64 = 0;
+/// The id of `resources/subscribe` in subscribe mode (which sends no calls, so no
+/// request id is ever reused).
+pub const SUBSCRIBE_ID: u64 = 1;
 
 const CLIENT_INFO: &str = r#"{"name":"ringmcp-load","version":"0.1.0"}"#;
 
@@ -39,6 +42,10 @@ pub struct Encoder {
     init_body: Vec<u8>,
     /// The `notifications/initialized` body.
     initialized_body: Vec<u8>,
+    /// Subscribe mode: the `resources/subscribe` body (a line over TCP).
+    subscribe_body: Vec<u8>,
+    /// Subscribe mode, HTTP: the `GET` of the standalone SSE stream, up to the session id.
+    listen_head: Vec<u8>,
 }
 
 impl Encoder {
@@ -77,6 +84,10 @@ impl Encoder {
             Transport::Tcp => format!("{init}\n{initialized}\n"),
             _ => init,
         };
+        let listen_head = format!(
+            "GET {} HTTP/1.1\r\n{host}Accept: text/event-stream\r\nMCP-Protocol-Version: {SESSION_REVISION}\r\n",
+            target.path
+        );
         Encoder {
             transport: target.transport,
             body_prefix,
@@ -85,7 +96,44 @@ impl Encoder {
             init_head: common.into_bytes(),
             init_body: init_body.into_bytes(),
             initialized_body: initialized.as_bytes().to_vec(),
+            subscribe_body: Vec::new(),
+            listen_head: listen_head.into_bytes(),
         }
+    }
+
+    /// The same encoder, also able to render `resources/subscribe` for `uri`.
+    pub fn with_subscribe(mut self, uri: &str) -> Encoder {
+        let uri_json = serde_json::Value::String(uri.to_string()).to_string();
+        let mut body = format!(
+            r#"{{"jsonrpc":"2.0","id":{SUBSCRIBE_ID},"method":"resources/subscribe","params":{{"uri":{uri_json}}}}}"#
+        )
+        .into_bytes();
+        if !self.transport.is_http() {
+            body.push(b'\n');
+        }
+        self.subscribe_body = body;
+        self
+    }
+
+    /// Appends `resources/subscribe` (id [`SUBSCRIBE_ID`]): a line over TCP, a POST with
+    /// `session` over HTTP. Renders nothing unless built [`Encoder::with_subscribe`].
+    pub fn push_subscribe(&self, out: &mut Vec<u8>, session: &[u8]) {
+        if self.subscribe_body.is_empty() {
+            return;
+        }
+        if self.transport.is_http() {
+            out.extend_from_slice(&self.head);
+            push_session(out, Some(session));
+            push_content_length(out, self.subscribe_body.len());
+        }
+        out.extend_from_slice(&self.subscribe_body);
+    }
+
+    /// Appends the `GET` that opens the standalone SSE stream of HTTP session `session`.
+    pub fn push_listen(&self, out: &mut Vec<u8>, session: &[u8]) {
+        out.extend_from_slice(&self.listen_head);
+        push_session(out, Some(session));
+        out.extend_from_slice(b"\r\n");
     }
 
     /// Appends one `tools/call` with `id`; `session` is the HTTP session id.
@@ -253,6 +301,52 @@ mod tests {
             "application/json, text/event-stream".into()
         )));
         assert!(hs.contains(&("Content-Type".into(), "application/json".into())));
+    }
+
+    #[test]
+    fn subscribe_and_listen() {
+        let e = Encoder::new(&target("tcp://127.0.0.1:7070"), "echo", "{}")
+            .with_subscribe("demo://\"q\"");
+        let mut out = Vec::new();
+        e.push_subscribe(&mut out, b"");
+        assert!(out.ends_with(b"\n"));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["id"], SUBSCRIBE_ID);
+        assert_eq!(v["method"], "resources/subscribe");
+        assert_eq!(v["params"]["uri"], "demo://\"q\"");
+        // Without with_subscribe nothing is rendered.
+        let plain = Encoder::new(&target("tcp://127.0.0.1:7070"), "echo", "{}");
+        let mut none = Vec::new();
+        plain.push_subscribe(&mut none, b"");
+        assert!(none.is_empty());
+
+        let e = Encoder::new(&target("http://127.0.0.1:8080/mcp/demo"), "echo", "{}")
+            .with_subscribe("demo://counter");
+        let mut out = Vec::new();
+        e.push_subscribe(&mut out, b"sid");
+        let (hs, body, n) = parse_request(&out);
+        assert_eq!(n, out.len());
+        assert_eq!(body["method"], "resources/subscribe");
+        assert!(hs.contains(&("Mcp-Session-Id".into(), "sid".into())));
+        out.clear();
+        e.push_listen(&mut out, b"sid");
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut req = httparse::Request::new(&mut headers);
+        assert_eq!(
+            req.parse(&out).unwrap(),
+            httparse::Status::Complete(out.len())
+        );
+        assert_eq!(req.method, Some("GET"));
+        assert_eq!(req.path, Some("/mcp/demo"));
+        let h = |name: &str| {
+            req.headers
+                .iter()
+                .find(|h| h.name == name)
+                .map(|h| String::from_utf8_lossy(h.value).to_string())
+        };
+        assert_eq!(h("Accept").as_deref(), Some("text/event-stream"));
+        assert_eq!(h("Mcp-Session-Id").as_deref(), Some("sid"));
+        assert_eq!(h("MCP-Protocol-Version").as_deref(), Some(SESSION_REVISION));
     }
 
     #[test]

@@ -9,14 +9,20 @@
 //! (JSON) on stdin, prints progress lines and then one result line (JSON, histograms
 //! V2-deflate-base64) on stdout. Every process starts from the same `CLOCK_MONOTONIC`
 //! instant, so open-loop schedules line up across processes.
+//!
+//! Subscribe mode: the workers' progress (threads: shared counters; processes: their
+//! progress lines) says how many connections are subscribed; the watcher fires the
+//! updates ([`crate::fanout::Trigger`]) once all are, and the notification instants the
+//! workers return become the report's fan-out figures.
 
 use crate::clock::{now_ns, sleep_until};
 use crate::config::{ConfigError, RunConfig};
 use crate::engine::{self, Live, Plan};
+use crate::fanout::{self, Fired, Trigger};
 use crate::hgrm;
 use crate::report::{ConnReport, Latency, RunReport, ServerUsage, StepReport, ThreadCpu, Topology};
 use crate::schedule::{self, Segment};
-use crate::stats::{Stats, StatsWire};
+use crate::stats::{ErrorKind, Stats, StatsWire};
 use crate::sys::{self, CpuSample, Machine};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -299,19 +305,44 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, BenchError> {
     let stats = if layout.processes == 1 {
         let t0 = now_ns() + START_THREADS_NS;
         let mut mon = Monitor::new(cfg, t0, &segs);
+        let mut trigger = new_trigger(cfg, t0, &segs);
         let res = run_threads(cfg, &segs, &layout, 0, t0, |t| {
             let now = now_ns();
             mon.tick(now, t);
-            mon.next_wake(now)
+            let wake = mon.next_wake(now);
+            match trigger.as_mut() {
+                Some(tr) => wake.min(tr.tick(now, t.open)),
+                None => wake,
+            }
         });
         mon.finish();
         let stats = res?;
-        (stats, mon)
+        let fired = trigger.map(|t| t.finish(now_ns(), 0)).unwrap_or_default();
+        (stats, mon, fired)
     } else {
         run_processes(cfg, &segs, &layout)?
     };
-    let (stats, mon) = stats;
+    let (mut stats, mon, fired) = stats;
     let client_cpu_s = sys::self_cpu_s() - cpu_before;
+    let fanout = cfg.subscribe.as_ref().map(|sub| {
+        let mut notified = std::mem::take(&mut stats.notified);
+        let f = fanout::fan_out(
+            sub,
+            &fired,
+            &mut notified,
+            stats.notify_extra,
+            cfg.max_connections() as u64,
+            mon.measure_start,
+        );
+        // Never dropped: every subscriber that did not see an update is an error.
+        stats
+            .unattributed
+            .add(ErrorKind::NotificationMissed, f.missed);
+        stats
+            .unattributed
+            .add(ErrorKind::TriggerFailed, f.trigger_errors);
+        f
+    });
     Ok(build_report(
         cfg,
         machine,
@@ -323,7 +354,22 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, BenchError> {
         &mon,
         rss_before,
         client_cpu_s,
+        fanout,
     ))
+}
+
+/// Subscribe mode's trigger for a run starting at `t0`.
+fn new_trigger(cfg: &RunConfig, t0: u64, segs: &[Segment]) -> Option<Trigger> {
+    cfg.subscribe.as_ref().map(|s| {
+        Trigger::new(
+            s,
+            &cfg.target,
+            &cfg.server_pids,
+            cfg.max_connections() as u64,
+            t0,
+            t0 + schedule::end_ns(segs),
+        )
+    })
 }
 
 /// Source addresses for a run that gives none but needs more connections than one
@@ -441,7 +487,7 @@ fn run_processes(
     cfg: &RunConfig,
     segs: &[Segment],
     layout: &Layout,
-) -> Result<(Stats, Monitor), BenchError> {
+) -> Result<(Stats, Monitor, Vec<Fired>), BenchError> {
     let exe = worker_exe(cfg)?;
     let t0 = now_ns() + START_PROCESSES_NS;
     let mut children = Vec::with_capacity(layout.processes);
@@ -490,6 +536,7 @@ fn run_processes(
         children.push(child);
     }
     let mut mon = Monitor::new(cfg, t0, segs);
+    let mut trigger = new_trigger(cfg, t0, segs);
     // Bounded: children stop by themselves at their hard deadline (and a dead child
     // closes its stdout, which ends its reader).
     while !states.iter().all(|s| s.done.load(Ordering::Acquire)) {
@@ -502,7 +549,11 @@ fn run_processes(
         }
         let now = now_ns();
         mon.tick(now, &tot);
-        sleep_until(mon.next_wake(now));
+        let mut wake = mon.next_wake(now);
+        if let Some(tr) = trigger.as_mut() {
+            wake = wake.min(tr.tick(now, tot.open));
+        }
+        sleep_until(wake);
     }
     mon.tick(now_ns(), &Totals::default());
     mon.finish();
@@ -522,7 +573,8 @@ fn run_processes(
             .unwrap_or_else(|| Err("exited without a result".into()));
         stats.merge(&r.map_err(|e| BenchError::Worker(format!("process {p}: {e}")))?);
     }
-    Ok((stats, mon))
+    let fired = trigger.map(|t| t.finish(now_ns(), 0)).unwrap_or_default();
+    Ok((stats, mon, fired))
 }
 
 fn read_child(stdout: std::process::ChildStdout, st: &ChildState) {
@@ -635,6 +687,7 @@ fn build_report(
     mon: &Monitor,
     rss_before: Option<u64>,
     client_cpu_s: f64,
+    fanout: Option<fanout::FanoutReport>,
 ) -> RunReport {
     let measured: Vec<&Segment> = segs.iter().filter(|s| s.recorded()).collect();
     let measure_start = schedule::measure_start_ns(segs);
@@ -702,7 +755,9 @@ fn build_report(
             rss_kib_after: mon.rss_end,
         }
     });
-    let mode = if cfg.steps.len() > 1 {
+    let mode = if cfg.subscribe.is_some() {
+        "subscribe"
+    } else if cfg.steps.len() > 1 {
         "stepped"
     } else if cfg.is_open_loop() {
         "open-loop"
@@ -757,6 +812,7 @@ fn build_report(
         client_cpu_s,
         steps,
         histogram: hgrm::encode(&total.latency).unwrap_or_default(),
+        fanout,
         config: cfg.clone(),
     }
 }

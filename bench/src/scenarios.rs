@@ -7,16 +7,20 @@
 //! * `bombing`: 20 connections each offering 10,000 msg/s (200,000/s aggregate), reported
 //!   second by second (rate, latency, errors, server RSS), then a recovery step at the
 //!   baseline rate.
-//! * `saturate`: closed loop at 1, 16, 64 and 256 connections: throughput, latency and OK
-//!   responses per server CPU-second.
-//! * `hold`: as many initialized sessions as the server's open-file limit allows (minus a
-//!   reserve), nearly idle; server RSS per connection.
+//! * `saturate`: closed loop at 1, 16, 64 and 256 connections, then 64 connections with
+//!   [`SATURATE_PIPELINE`] requests in flight each: throughput, latency and OK responses per
+//!   server CPU-second.
+//! * `sweep`: open loop at 64 connections, one run per offered rate of [`SWEEP_RATES`]:
+//!   achieved rate and latency against offered load (where the knee is).
+//! * `hold`: as many sessions as the server's open-file limit allows (minus a reserve),
+//!   each subscribed to `demo://counter` and only listening; server RSS per connection,
+//!   then 5 counter updates and how long each took to reach every subscriber.
 //!
 //! Every run writes its [`RunReport`] as JSON and one `.hgrm` file per step; every scenario
 //! writes a [`ScenarioSummary`] (`<scenario>-<transport>.summary.json`) that
 //! [`render_markdown`] turns into docs/benchmarks/results.md.
 
-use crate::config::{echo_arguments, RunConfig, Step, Target, Transport};
+use crate::config::{echo_arguments, RunConfig, Step, Subscribe, Target, Transport};
 use crate::peers::{self, Peer, PeerProcess, StartOptions};
 use crate::report::{group, us, RunReport};
 use crate::sys::{self, Machine};
@@ -46,6 +50,25 @@ pub const BOMBING_CONNS: usize = 20;
 pub const BOMBING_PER_CONN: f64 = 10_000.0;
 /// Saturate: closed-loop connection counts.
 pub const SATURATE_CONNS: [usize; 4] = [1, 16, 64, 256];
+/// Saturate, pipelined: requests in flight per connection. Chosen among 8, 16 and 32 as
+/// the depth with the most OK responses per server CPU-second over TCP on the 2-core
+/// development box (64 connections, 4 s runs; 64, bombing's depth, added little more and
+/// doubled the median latency).
+pub const SATURATE_PIPELINE: u32 = 32;
+/// Saturate, pipelined: connections.
+pub const SATURATE_PIPELINE_CONNS: usize = 64;
+/// Sweep: connections, fixed over every offered rate.
+pub const SWEEP_CONNS: usize = 64;
+/// Sweep: offered aggregate rates (msg/s), one open-loop run each, lowest first.
+pub const SWEEP_RATES: [f64; 6] = [
+    10_000.0, 25_000.0, 50_000.0, 100_000.0, 150_000.0, 200_000.0,
+];
+/// Sweep: requests a connection may have in flight, so that the generator can offer the
+/// top rate over 64 connections (as `bombing` does over 20).
+pub const SWEEP_PIPELINE: u32 = 64;
+/// Peers: idle initialized sessions held for the memory-per-session figure, the same for
+/// every peer (well inside the 20,000 open files a process may have here).
+pub const PEER_IDLE_SESSIONS: usize = 2_000;
 /// File descriptors the server keeps for itself (listeners, rings, eventfds, logs) when
 /// `hold` and `flood` size their connection counts.
 pub const FD_RESERVE: usize = 256;
@@ -60,17 +83,20 @@ pub enum Scenario {
     Flood,
     /// 200,000 msg/s offered over 20 connections.
     Bombing,
-    /// Closed loop at 1, 16, 64, 256 connections.
+    /// Closed loop at 1, 16, 64, 256 connections, then pipelined at 64.
     Saturate,
-    /// As many idle sessions as the server may hold.
+    /// Open loop at 64 connections over a range of offered rates.
+    Sweep,
+    /// As many subscribed sessions as the server may hold, and the fan-out of their updates.
     Hold,
 }
 
 impl Scenario {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Baseline,
         Scenario::Saturate,
+        Scenario::Sweep,
         Scenario::Bombing,
         Scenario::Flood,
         Scenario::Hold,
@@ -83,6 +109,7 @@ impl Scenario {
             Scenario::Flood => "flood",
             Scenario::Bombing => "bombing",
             Scenario::Saturate => "saturate",
+            Scenario::Sweep => "sweep",
             Scenario::Hold => "hold",
         }
     }
@@ -98,7 +125,7 @@ impl Scenario {
             .map(|x| vec![x])
             .ok_or_else(|| {
                 format!(
-                    "unknown scenario {s:?}; one of baseline, flood, bombing, saturate, hold, all"
+                    "unknown scenario {s:?}; one of baseline, flood, bombing, saturate, sweep, hold, all"
                 )
             })
     }
@@ -123,13 +150,37 @@ pub struct ScenarioOptions {
     pub command_line: String,
 }
 
+/// What a row stands for, so that the plots can pick their points without reading labels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// A whole load run: a saturate level, a sweep rate, the baseline, a whole ramp or a
+    /// whole bombing.
+    #[default]
+    Run,
+    /// One step of a stepped run: a flood level, a second of bombing.
+    Step,
+    /// A run or step after an overload, showing how the server recovers.
+    Recovery,
+}
+
+fn pipeline_one() -> u32 {
+    1
+}
+
 /// One row of a scenario's table.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     /// What the row is (a step, a phase).
     pub label: String,
+    /// What kind of row it is.
+    #[serde(default)]
+    pub phase: Phase,
     /// Connections asked for.
     pub connections: usize,
+    /// Requests in flight per connection (closed loop) or allowed in flight (open loop).
+    #[serde(default = "pipeline_one")]
+    pub pipeline: u32,
     /// Connections open at the peak (hold).
     pub peak_open: Option<u64>,
     /// Offered aggregate rate (None: closed loop).
@@ -154,8 +205,37 @@ pub struct Row {
     pub server_rss_kib: Option<u64>,
     /// Server RSS growth per open connection (hold), bytes.
     pub rss_bytes_per_conn: Option<f64>,
+    /// Subscribers that saw the update in time (hold's fan-out rows; the latency columns
+    /// are then the update's fan-out latency).
+    #[serde(default)]
+    pub fanout_notified: Option<u64>,
     /// The run's JSON file (relative to the output directory).
     pub json: String,
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row {
+            label: String::new(),
+            phase: Phase::Run,
+            connections: 0,
+            pipeline: 1,
+            peak_open: None,
+            offered_per_s: None,
+            ok_per_s: 0.0,
+            p50_us: 0,
+            p95_us: 0,
+            p99_us: 0,
+            max_us: 0,
+            errors: BTreeMap::new(),
+            server_cpu_s: None,
+            ok_per_server_cpu_s: None,
+            server_rss_kib: None,
+            rss_bytes_per_conn: None,
+            fanout_notified: None,
+            json: String::new(),
+        }
+    }
 }
 
 /// What one scenario measured, written as `<scenario>-<transport>.summary.json`.
@@ -283,6 +363,22 @@ pub fn run_command(cfg: &RunConfig) -> String {
         a.push("--server-pid".into());
         a.push(p.to_string());
     }
+    if let Some(s) = &cfg.subscribe {
+        a.extend([
+            "--subscribe".into(),
+            s.uri.clone(),
+            "--updates".into(),
+            s.updates.to_string(),
+            "--update-interval".into(),
+            format!("{}ms", s.update_interval_ms),
+            "--notify-timeout".into(),
+            format!("{}ms", s.notify_timeout_ms),
+            "--trigger-tool".into(),
+            s.trigger_tool.clone(),
+            "--trigger-arguments".into(),
+            s.trigger_arguments.clone(),
+        ]);
+    }
     sys::shell_join(&a)
 }
 
@@ -341,7 +437,7 @@ impl Measured {
     }
 
     /// One row per step.
-    fn step_rows(&self, label: impl Fn(usize) -> String) -> Vec<Row> {
+    fn step_rows(&self, phase: Phase, label: impl Fn(usize) -> String) -> Vec<Row> {
         self.report
             .steps
             .iter()
@@ -352,7 +448,9 @@ impl Measured {
                     .map_or(0, |h| h.value_at_quantile(0.95));
                 Row {
                     label: label(s.index),
+                    phase,
                     connections: s.connections,
+                    pipeline: self.report.pipeline,
                     offered_per_s: s.rate,
                     ok_per_s: s.throughput_ok_per_s,
                     p50_us: s.latency.p50_us,
@@ -377,7 +475,9 @@ impl Measured {
             .map_or(0, |h| h.value_at_quantile(0.95));
         Row {
             label,
+            phase: Phase::Run,
             connections: r.connections,
+            pipeline: r.pipeline,
             peak_open: Some(r.conns.peak_open),
             // A stepped run offers several rates: give the average over the run.
             offered_per_s: if r.steps.len() > 1 {
@@ -399,6 +499,7 @@ impl Measured {
             ok_per_server_cpu_s: r.server.as_ref().and_then(|s| s.ok_per_cpu_s),
             server_rss_kib: self.rss_max(0.0, r.duration_s + 1.0),
             rss_bytes_per_conn: None,
+            fanout_notified: None,
             json: self.json.clone(),
         }
     }
@@ -551,7 +652,7 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
                     ..base.clone()
                 },
             )?;
-            rows.extend(m.step_rows(|i| format!("up {}", i + 1)));
+            rows.extend(m.step_rows(Phase::Step, |i| format!("up {}", i + 1)));
             rows.push(m.whole_row(format!("whole ramp ({n_up} steps)")));
             // Recovery: a fresh generator (no requests left queued from the overload) steps
             // down right after the ramp, so what it sees is the server's own recovery.
@@ -575,7 +676,7 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
                         ..base.clone()
                     },
                 )?;
-                rows.extend(r.step_rows(|i| format!("recovery {}", i + 1)));
+                rows.extend(r.step_rows(Phase::Recovery, |i| format!("recovery {}", i + 1)));
             }
             notes.push("the ramp's open-loop requests that the server could not absorb queue in the generator (latency counts from their intended send time; those never answered by the end of the ramp count as incomplete-at-end); the recovery steps run from a fresh generator right after the ramp".into());
         }
@@ -598,7 +699,7 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
                     ..base.clone()
                 },
             )?;
-            rows.extend(m.step_rows(|i| format!("second {}", i + 1)));
+            rows.extend(m.step_rows(Phase::Step, |i| format!("second {}", i + 1)));
             rows.push(m.whole_row("whole bombing".into()));
             // Recovery: a fresh generator at the baseline's load right after, so requests
             // the bombing left queued in the generator do not count against the server.
@@ -612,7 +713,9 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
                     ..base.clone()
                 },
             )?;
-            rows.push(r.whole_row("recovery, 25 x 100/s".into()));
+            let mut row = r.whole_row("recovery, 25 x 100/s".into());
+            row.phase = Phase::Recovery;
+            rows.push(row);
             notes.push(
                 "each bombing connection keeps up to 64 requests in flight (pipeline 64); latency counts from each request's intended send time, so what the server cannot absorb shows as latency (and, at the end, as incomplete-at-end); the recovery row is a fresh generator at the baseline's 2,500/s started right after".into(),
             );
@@ -630,19 +733,62 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
                 )?;
                 rows.push(m.whole_row(format!("closed loop, {c} conns")));
             }
+            let (c, p) = (SATURATE_PIPELINE_CONNS, SATURATE_PIPELINE);
+            let m = measure(
+                &format!("c{c}-p{p}"),
+                RunConfig {
+                    connections: c,
+                    rate: None,
+                    pipeline: p,
+                    duration_ms: ms(10_000.0, o.scale, 1_000),
+                    ..base.clone()
+                },
+            )?;
+            rows.push(m.whole_row(format!("pipelined {p} x {c} conns")));
             notes.push("closed loop, one request in flight per connection; the generator shares the machine's cores with the server".into());
+            notes.push(format!(
+                "the pipelined row keeps {p} requests in flight on each of {c} connections (over HTTP, HTTP/1.1 pipelining: the server answers each connection's requests in order); depth {p} is the one of 8, 16 and 32 that gave the most OK responses per server CPU-second over TCP when it was chosen (bench/src/scenarios.rs, SATURATE_PIPELINE)"
+            ));
+        }
+        Scenario::Sweep => {
+            for &rate in &SWEEP_RATES {
+                let m = measure(
+                    &format!("r{}", rate.round() as u64),
+                    RunConfig {
+                        connections: SWEEP_CONNS,
+                        rate: Some(rate),
+                        pipeline: SWEEP_PIPELINE,
+                        // 8 s at scale 1: six rates over two transports keep `just bench`
+                        // (scale 0.5) within 10 minutes.
+                        duration_ms: ms(8_000.0, o.scale, 1_000),
+                        timeout_ms: 10_000,
+                        ..base.clone()
+                    },
+                )?;
+                rows.push(m.whole_row(format!("offered {}/s", group(rate.round() as u64))));
+            }
+            notes.push(format!(
+                "open loop at {SWEEP_CONNS} connections, one fresh run (its own connections and 1 s warm-up) per offered rate, lowest first; each connection may have up to {SWEEP_PIPELINE} requests in flight so that the generator can offer the top rate; latency counts from each request's intended send time, so a rate the server cannot sustain shows as latency growing through the run (and as incomplete-at-end)"
+            ));
         }
         Scenario::Hold => {
             let n = server_cap.max(1);
             let rss_idle = sys::vm_rss_kib(pid);
+            let sub = Subscribe::default();
             let m = measure(
                 "run",
                 RunConfig {
                     connections: n,
-                    // Nearly idle: one call per second over every connection, so each
-                    // session is initialized and then only held.
-                    rate: Some(1.0),
-                    duration_ms: ms(15_000.0, o.scale, 3_000),
+                    // Every session subscribes to demo://counter, then only listens (over
+                    // HTTP on its standalone SSE stream) until the updates.
+                    rate: None,
+                    subscribe: Some(sub.clone()),
+                    // The updates and their timeouts fit in the measured window, and the
+                    // sessions get 5 s past the warm-up to subscribe before the first
+                    // update must go (the generator fires it once all have subscribed;
+                    // on a busy machine opening them takes longer).
+                    duration_ms: ms(15_000.0, o.scale, 3_000)
+                        .max(sub.span_ms() + sub.update_interval_ms + 5_000),
                     // Opening ~20,000 sessions takes several seconds on two cores.
                     warmup_ms: ms(10_000.0, o.scale, 8_000),
                     timeout_ms: 30_000,
@@ -651,26 +797,88 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
                 },
             )?;
             let mut row = m.whole_row(format!("{} sessions held", group(n as u64)));
+            // The sessions send no calls (not a closed loop).
+            row.offered_per_s = Some(0.0);
             let peak = m.report.conns.peak_open;
+            let fanout = m.report.fanout.clone().unwrap_or_default();
+            // The sessions' own footprint: the RSS read just before the first update's call
+            // (the fan-out's transient buffers come after), else the largest of the run.
+            let held = fanout.updates.first().and_then(|u| u.server_rss_kib);
             let top = m.rss.iter().map(|(_, k)| *k).max();
-            if let (Some(idle), Some(top)) = (rss_idle, top) {
+            if let (Some(idle), Some(held)) = (rss_idle, held.or(top)) {
                 if peak > 0 {
                     row.rss_bytes_per_conn =
-                        Some(top.saturating_sub(idle) as f64 * 1024.0 / peak as f64);
+                        Some(held.saturating_sub(idle) as f64 * 1024.0 / peak as f64);
                 }
                 notes.push(format!(
-                    "server RSS {:.1} MiB idle, {:.1} MiB at most while holding {} connections",
+                    "server RSS {:.1} MiB idle, {:.1} MiB holding {} subscribed connections before the first update, {:.1} MiB at most over the run",
                     idle as f64 / 1024.0,
-                    top as f64 / 1024.0,
-                    group(peak)
+                    held as f64 / 1024.0,
+                    group(peak),
+                    top.unwrap_or(held) as f64 / 1024.0
                 ));
             }
             notes.push(format!(
                 "connections = the server's open-file limit {} minus a reserve of {FD_RESERVE}; the generator spreads them over processes and source addresses as its own limits require",
                 group(server_nofile as u64)
             ));
-            notes.push("subscribing every session to demo://counter and timing one update's fan-out is left for later (the generator only sends tools/call)".into());
             rows.push(row);
+            let fan_row = |label: String, l: &crate::report::Latency, hist: &str, missed: u64| {
+                let p95 = hgrm::decode(hist)
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .map_or(0, |h| h.value_at_quantile(0.95));
+                let mut errors = BTreeMap::new();
+                if missed > 0 {
+                    errors.insert("notification-missed".to_string(), missed);
+                }
+                Row {
+                    label,
+                    connections: fanout.subscribers as usize,
+                    offered_per_s: Some(0.0),
+                    p50_us: l.p50_us,
+                    p95_us: p95,
+                    p99_us: l.p99_us,
+                    max_us: l.max_us,
+                    errors,
+                    json: m.json.clone(),
+                    ..Row::default()
+                }
+            };
+            for u in &fanout.updates {
+                let mut r = fan_row(
+                    format!("update {} fan-out", u.index),
+                    &u.latency,
+                    &u.histogram,
+                    u.missed,
+                );
+                r.fanout_notified = Some(u.received);
+                rows.push(r);
+                if let Some(e) = &u.error {
+                    notes.push(format!("update {}: the trigger call failed: {e}", u.index));
+                }
+            }
+            if !fanout.updates.is_empty() {
+                let mut r = fan_row(
+                    "fan-out, all updates".into(),
+                    &fanout.latency,
+                    &fanout.histogram,
+                    fanout.missed,
+                );
+                r.fanout_notified = Some(fanout.received);
+                r.connections = (fanout.subscribers as usize) * fanout.updates.len();
+                rows.push(r);
+            }
+            notes.push(format!(
+                "fan-out: once every connection had subscribed to {} (TCP: resources/subscribe on the session; HTTP: resources/subscribe, then GET of the session's standalone SSE stream, held open), the generator called {} {} times, {} apart, each on a short-lived connection of its own; an update's latency runs from the instant the call was written to the instant a subscriber's connection read notifications/resources/updated (one CLOCK_MONOTONIC for every process); a subscriber without it within {} counts as notification-missed. {} late, {} duplicate notifications",
+                fanout.uri,
+                fanout.trigger_tool,
+                fanout.updates.len(),
+                format_args!("{} ms", group(sub.update_interval_ms)),
+                format_args!("{} ms", group(fanout.timeout_ms)),
+                group(fanout.late),
+                group(fanout.duplicates)
+            ));
         }
     }
     Ok(ScenarioSummary {
@@ -748,6 +956,11 @@ fn rate_text(r: Option<f64>) -> String {
     r.map_or("closed".into(), |r| group(r.round() as u64))
 }
 
+/// Bytes as KiB with one decimal.
+fn kib(bytes: f64) -> String {
+    format!("{:.1} KiB", bytes / 1024.0)
+}
+
 fn mib(k: Option<u64>) -> String {
     k.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0))
 }
@@ -764,7 +977,7 @@ pub fn render_table(s: &ScenarioSummary) -> String {
     );
     let _ = writeln!(
         o,
-        "{:<22} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>9}  errors",
+        "{:<24} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>9}  errors",
         "",
         "conns",
         "offered/s",
@@ -782,15 +995,24 @@ pub fn render_table(s: &ScenarioSummary) -> String {
             row_cells(r);
         let _ = writeln!(
             o,
-            "{label:<22} {conns:>7} {offered:>10} {ok:>10} {p50:>9} {p95:>9} {p99:>9} {max:>9} {cpu:>9} {ok_cpu:>12} {rss:>9}  {errors}",
+            "{label:<24} {conns:>7} {offered:>10} {ok:>10} {p50:>9} {p95:>9} {p99:>9} {max:>9} {cpu:>9} {ok_cpu:>12} {rss:>9}  {errors}",
         );
         if let Some(b) = r.rss_bytes_per_conn {
             let _ = writeln!(
                 o,
-                "{:<22} server RSS per connection: {:.0} bytes ({} open at the peak)",
+                "{:<24} server RSS per connection: {:.0} bytes ({} open at the peak)",
                 "",
                 b,
                 group(r.peak_open.unwrap_or(0))
+            );
+        }
+        if let Some(n) = r.fanout_notified {
+            let _ = writeln!(
+                o,
+                "{:<24} notified {} of {} subscribers in time; latency = the call's write to each subscriber's notification",
+                "",
+                group(n),
+                group(r.connections as u64)
             );
         }
     }
@@ -821,11 +1043,12 @@ pub fn read_summaries(dirs: &[PathBuf]) -> anyhow::Result<Vec<ScenarioSummary>> 
 }
 
 /// The markdown report (docs/benchmarks/results.md) of the summaries, plus the registry
-/// example's JSON if given.
+/// example's JSON if given, embedding `plots`: (alt text, path relative to the markdown).
 pub fn render_markdown(
     summaries: &[ScenarioSummary],
     registry: Option<&serde_json::Value>,
     commands: &[String],
+    plots: &[(String, String)],
 ) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Benchmark results\n");
@@ -867,6 +1090,17 @@ pub fn render_markdown(
             let _ = writeln!(o, "{c}");
         }
         let _ = writeln!(o, "```");
+    }
+    if !plots.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Plots\n\nDrawn by `ringmcp-load report` from the tables below (docs/benchmarks.md says which rows each plot takes).\n"
+        );
+        let images: Vec<String> = plots
+            .iter()
+            .map(|(alt, path)| format!("![{alt}]({path})"))
+            .collect();
+        let _ = writeln!(o, "{}", images.join("\n\n"));
     }
     for s in summaries {
         let _ = writeln!(
@@ -965,8 +1199,64 @@ pub fn utc_date(unix_s: f64) -> String {
     )
 }
 
-/// What `just bench-peers` measures of one server: `baseline` and `saturate` at 64
-/// connections, both over Streamable HTTP with sessions.
+/// Memory per idle session: a server's RSS growth while it holds many initialized,
+/// nearly idle sessions, per session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdleSessions {
+    /// Sessions asked for (the same for every peer).
+    pub target: usize,
+    /// Sessions opened: connections that completed `initialize` (and, over HTTP,
+    /// `notifications/initialized`), reconnects included, so a session the server dropped
+    /// and the generator reopened counts twice.
+    pub opened: u64,
+    /// Most connections open at once.
+    pub peak_open: u64,
+    /// Server RSS right before the first was opened, KiB.
+    pub rss_kib_before: u64,
+    /// Server RSS at the end of the measured window, every session still held, KiB.
+    pub rss_kib_held: u64,
+    /// `(rss_kib_held - rss_kib_before) / opened`, bytes.
+    pub bytes_per_session: f64,
+    /// Errors of the holding run by kind.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl IdleSessions {
+    /// The figure out of a holding run and the RSS read right before it; `None` when the
+    /// run opened no session or no RSS could be read.
+    fn of(m: &Measured, target: usize, rss_kib_before: Option<u64>) -> Option<IdleSessions> {
+        let r = &m.report;
+        let opened = r.conns.made;
+        // The end of the window, not its peak: the buffers of the connection burst that
+        // opened the sessions are freed (and returned by the allocator) a few seconds
+        // later, and what stays is what holding the sessions costs.
+        let t0 = r.started_at_unix_s + r.warmup_s;
+        let held = r
+            .server
+            .as_ref()
+            .and_then(|s| s.rss_kib_after)
+            .or_else(|| {
+                m.rss
+                    .iter()
+                    .rev()
+                    .find(|(t, _)| *t - t0 <= r.duration_s)
+                    .map(|(_, k)| *k)
+            })?;
+        let before = rss_kib_before?;
+        (opened > 0).then(|| IdleSessions {
+            target,
+            opened,
+            peak_open: r.conns.peak_open,
+            rss_kib_before: before,
+            rss_kib_held: held,
+            bytes_per_session: held.saturating_sub(before) as f64 * 1024.0 / opened as f64,
+            errors: r.errors.clone(),
+        })
+    }
+}
+
+/// What `just bench-peers` measures of one server, over Streamable HTTP with sessions:
+/// `baseline`, `saturate` at 64 connections, and memory per idle session.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PeerFigures {
     /// The peer's name.
@@ -979,12 +1269,21 @@ pub struct PeerFigures {
     pub baseline: Row,
     /// Closed loop, 64 connections.
     pub saturate64: Row,
-    /// (RSS while 64 sessions are busy - RSS idle) / 64, bytes.
-    pub rss_bytes_per_session: Option<f64>,
+    /// (largest RSS while 64 sessions are busy - RSS before) / 64, bytes: mostly the
+    /// working buffers of a loaded server, not what a session costs.
+    #[serde(alias = "rss_bytes_per_session")]
+    pub rss_bytes_per_busy_session: Option<f64>,
+    /// [`PEER_IDLE_SESSIONS`] initialized sessions held nearly idle.
+    #[serde(default)]
+    pub idle_sessions: Option<IdleSessions>,
+    /// Remarks (a figure left out and why).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Runs `baseline` and `saturate` at 64 connections against each peer over Streamable
-/// HTTP; a peer that cannot be installed or started is reported and skipped.
+/// HTTP, then holds [`PEER_IDLE_SESSIONS`] idle sessions for the memory per session; a
+/// peer that cannot be installed or started is reported and skipped.
 pub fn run_peers(o: &ScenarioOptions, list: &[Peer]) -> anyhow::Result<Vec<PeerFigures>> {
     std::fs::create_dir_all(&o.out_dir)?;
     // Absolute: the TypeScript peer runs in its own directory and is given its script's path.
@@ -1035,7 +1334,7 @@ pub fn run_peers(o: &ScenarioOptions, list: &[Peer]) -> anyhow::Result<Vec<PeerF
                 ..base.clone()
             },
         )?;
-        let idle = sys::vm_rss_kib(pid);
+        let before_saturate = sys::vm_rss_kib(pid);
         let s = one(
             "saturate64",
             RunConfig {
@@ -1045,27 +1344,86 @@ pub fn run_peers(o: &ScenarioOptions, list: &[Peer]) -> anyhow::Result<Vec<PeerF
             },
         )?;
         let top = s.rss.iter().map(|(_, k)| *k).max();
+        // Idle sessions last, so that the runs above see a server holding only their own.
+        let mut notes = Vec::new();
+        let n = PEER_IDLE_SESSIONS;
+        let idle_sessions = match process_nofile(pid) {
+            Some(limit) if (limit as usize) < n + FD_RESERVE => {
+                notes.push(format!(
+                    "memory per idle session not measured: its open-file limit ({}) is below {} sessions plus a reserve of {FD_RESERVE}",
+                    group(limit),
+                    group(n as u64)
+                ));
+                None
+            }
+            _ => {
+                // Let the server return what saturate's buffers took before reading.
+                std::thread::sleep(Duration::from_secs(2));
+                let before = sys::vm_rss_kib(pid);
+                let h = one(
+                    "idle-sessions",
+                    RunConfig {
+                        connections: n,
+                        // Nearly idle: one call per second over all of them, as `hold`.
+                        rate: Some(1.0),
+                        duration_ms: ms(10_000.0, o.scale, 3_000),
+                        // Long enough for the slowest peer to open them all, and for the
+                        // burst's buffers to be freed before the window ends.
+                        warmup_ms: ms(20_000.0, o.scale, 10_000),
+                        timeout_ms: 30_000,
+                        connect_timeout_ms: 10_000,
+                        ..base.clone()
+                    },
+                )?;
+                let fig = IdleSessions::of(&h, n, before);
+                match &fig {
+                    None => notes.push(
+                        "memory per idle session not measured: no session opened or no RSS read"
+                            .into(),
+                    ),
+                    Some(f) if f.peak_open < n as u64 || f.opened != n as u64 => {
+                        notes.push(format!(
+                            "of {} idle sessions asked for, {} were opened and at most {} open at once (errors: {})",
+                            group(n as u64),
+                            group(f.opened),
+                            group(f.peak_open),
+                            errors_text(&f.errors)
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                fig
+            }
+        };
         let fig = PeerFigures {
             peer: peer.name().into(),
             version: server.server_version().into(),
             command: server.command_line().into(),
             baseline: b.whole_row("baseline".into()),
             saturate64: s.whole_row("saturate 64".into()),
-            rss_bytes_per_session: match (idle, top) {
+            rss_bytes_per_busy_session: match (before_saturate, top) {
                 (Some(i), Some(t)) => Some(t.saturating_sub(i) as f64 * 1024.0 / 64.0),
                 _ => None,
             },
+            idle_sessions,
+            notes,
         };
         eprintln!(
-            "{peer}: baseline p50 {} p99 {}; saturate64 {} ok/s, p99 {}, {} ok per server CPU-s",
+            "{peer}: baseline p50 {} p99 {}; saturate64 {} ok/s, p99 {}, {} ok per server CPU-s; {} per idle session",
             us(fig.baseline.p50_us),
             us(fig.baseline.p99_us),
             group(fig.saturate64.ok_per_s.round() as u64),
             us(fig.saturate64.p99_us),
             fig.saturate64
                 .ok_per_server_cpu_s
-                .map_or("-".into(), |v| group(v.round() as u64))
+                .map_or("-".into(), |v| group(v.round() as u64)),
+            fig.idle_sessions
+                .as_ref()
+                .map_or("-".into(), |i| kib(i.bytes_per_session))
         );
+        for n in &fig.notes {
+            eprintln!("{peer}: {n}");
+        }
         out.push(fig);
     }
     std::fs::write(
@@ -1089,20 +1447,21 @@ pub fn render_peers_markdown(figs: &[PeerFigures], command: &str) -> String {
         m.kernel,
         git_commit().unwrap_or_else(|| "unknown".into())
     );
-    let _ = writeln!(o, "Every server serves the same `echo` tool over Streamable HTTP with sessions; each figure is followed by its ratio to ringmcp's (x1.00 = equal). `baseline`: 25 connections x 100/s open loop. `saturate 64`: closed loop, 64 connections. Memory per session: (server RSS while 64 sessions are busy - RSS idle) / 64.\n");
-    let _ = writeln!(o, "| server | version | baseline p50 | baseline p99 | saturate 64 ok/s | saturate 64 p99 | ok per server CPU-s | memory per session |");
-    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(o, "Every server serves the same `echo` tool over Streamable HTTP with sessions; each figure is followed by its ratio to ringmcp's (x1.00 = equal). `baseline`: 25 connections x 100/s open loop. `saturate 64`: closed loop, 64 connections. Memory per idle session: after those runs, {} connections each open an initialized session and then stay nearly idle (one call per second over all of them); (server RSS with all of them held, read at the end of a window that starts at least 10 s after the first was opened - RSS right before they were opened) / sessions opened; the fixed cost of growing the server's tables and allocator is spread over those sessions, so a larger count gives a somewhat smaller figure. RSS growth under saturate 64: (largest RSS during `saturate 64` - RSS before it) / 64, which measures a loaded server's working buffers more than its sessions.\n", group(PEER_IDLE_SESSIONS as u64));
+    let _ = writeln!(o, "| server | version | baseline p50 | baseline p99 | saturate 64 ok/s | saturate 64 p99 | ok per server CPU-s | memory per idle session | RSS growth under saturate 64, per session |");
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
     let r = figs.iter().find(|f| f.peer == "ringmcp");
     let ratio = |v: f64, base: Option<f64>| match base {
         Some(b) if b > 0.0 => format!(" (x{:.2})", v / b),
         _ => String::new(),
     };
+    let idle_of = |f: &PeerFigures| f.idle_sessions.as_ref().map(|i| i.bytes_per_session);
     for f in figs {
         let b = &f.baseline;
         let s = &f.saturate64;
         let _ = writeln!(
             o,
-            "| {} | {} | {}{} | {}{} | {}{} | {}{} | {} | {} |",
+            "| {} | {} | {}{} | {}{} | {}{} | {}{} | {} | {} | {} |",
             f.peer,
             f.version,
             us(b.p50_us),
@@ -1118,12 +1477,45 @@ pub fn render_peers_markdown(figs: &[PeerFigures], command: &str) -> String {
                 group(v.round() as u64),
                 ratio(v, r.and_then(|r| r.saturate64.ok_per_server_cpu_s))
             )),
-            f.rss_bytes_per_session.map_or("-".into(), |v| format!(
-                "{:.1} KiB{}",
-                v / 1024.0,
-                ratio(v, r.and_then(|r| r.rss_bytes_per_session))
+            idle_of(f).map_or("-".into(), |v| format!(
+                "{}{}",
+                kib(v),
+                ratio(v, r.and_then(idle_of))
+            )),
+            f.rss_bytes_per_busy_session.map_or("-".into(), |v| format!(
+                "{}{}",
+                kib(v),
+                ratio(v, r.and_then(|r| r.rss_bytes_per_busy_session))
             )),
         );
+    }
+    if figs.iter().any(|f| f.idle_sessions.is_some()) {
+        let _ = writeln!(o, "\nIdle sessions held:\n");
+        let _ = writeln!(o, "| server | sessions asked | opened | most open at once | RSS before MiB | RSS held MiB | per session | errors |");
+        let _ = writeln!(o, "|---|---:|---:|---:|---:|---:|---:|---|");
+        for f in figs {
+            if let Some(i) = &f.idle_sessions {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    f.peer,
+                    group(i.target as u64),
+                    group(i.opened),
+                    group(i.peak_open),
+                    mib(Some(i.rss_kib_before)),
+                    mib(Some(i.rss_kib_held)),
+                    kib(i.bytes_per_session),
+                    errors_text(&i.errors)
+                );
+            }
+        }
+    }
+    let notes: Vec<String> = figs
+        .iter()
+        .flat_map(|f| f.notes.iter().map(move |n| format!("- {}: {n}", f.peer)))
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(o, "\n{}", notes.join("\n"));
     }
     let _ = writeln!(o, "\nStarted as:\n");
     for f in figs {
@@ -1138,12 +1530,58 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(Scenario::parse_list("all").unwrap().len(), 5);
+        assert_eq!(Scenario::parse_list("all").unwrap().len(), 6);
         assert_eq!(
             Scenario::parse_list("flood").unwrap(),
             vec![Scenario::Flood]
         );
+        assert_eq!(
+            Scenario::parse_list("sweep").unwrap(),
+            vec![Scenario::Sweep]
+        );
+        assert!(Scenario::parse_list("all")
+            .unwrap()
+            .contains(&Scenario::Sweep));
         assert!(Scenario::parse_list("x").is_err());
+        for s in Scenario::ALL {
+            assert_eq!(Scenario::parse_list(s.name()).unwrap(), vec![s]);
+        }
+    }
+
+    #[test]
+    fn sweep_offers_rising_rates_within_the_generator_bounds() {
+        assert!(SWEEP_RATES.windows(2).all(|w| w[0] < w[1]));
+        let top = SWEEP_RATES[SWEEP_RATES.len() - 1];
+        let cfg = RunConfig {
+            connections: SWEEP_CONNS,
+            rate: Some(top),
+            pipeline: SWEEP_PIPELINE,
+            ..RunConfig::default()
+        };
+        cfg.validate().unwrap();
+        let pipelined = RunConfig {
+            connections: SATURATE_PIPELINE_CONNS,
+            pipeline: SATURATE_PIPELINE,
+            ..RunConfig::default()
+        };
+        pipelined.validate().unwrap();
+    }
+
+    #[test]
+    fn rows_without_phase_or_pipeline_read_as_whole_runs() {
+        // Summaries written before rows had these fields still load.
+        let r: Row = serde_json::from_str(
+            r#"{"label":"x","connections":4,"peak_open":null,"offered_per_s":null,"ok_per_s":1.0,"p50_us":1,"p95_us":1,"p99_us":1,"max_us":1,"errors":{},"server_cpu_s":null,"ok_per_server_cpu_s":null,"server_rss_kib":null,"rss_bytes_per_conn":null,"json":"x.json"}"#,
+        )
+        .unwrap();
+        assert_eq!((r.phase, r.pipeline), (Phase::Run, 1));
+        let step = Row {
+            phase: Phase::Recovery,
+            pipeline: 64,
+            ..Row::default()
+        };
+        let back: Row = serde_json::from_str(&serde_json::to_string(&step).unwrap()).unwrap();
+        assert_eq!((back.phase, back.pipeline), (Phase::Recovery, 64));
     }
 
     #[test]
@@ -1185,7 +1623,16 @@ mod tests {
             std::slice::from_ref(&s),
             Some(&serde_json::json!({"lookups": {"per_s": 1}})),
             &["just bench".into()],
+            &[(
+                "latency against connections".into(),
+                "plots/latency-by-connections.svg".into(),
+            )],
         );
+        assert!(
+            md.contains("![latency against connections](plots/latency-by-connections.svg)"),
+            "{md}"
+        );
+        assert!(!render_markdown(std::slice::from_ref(&s), None, &[], &[]).contains("## Plots"));
         assert!(
             md.contains("| 25 x 100/s | 25 | 2,500 | 2,500 | 120us |"),
             "{md}"
@@ -1199,9 +1646,36 @@ mod tests {
             command: "ringmcp serve".into(),
             baseline: row.clone(),
             saturate64: row,
-            rss_bytes_per_session: Some(2048.0),
+            rss_bytes_per_busy_session: Some(2048.0),
+            idle_sessions: Some(IdleSessions {
+                target: 2_000,
+                opened: 2_000,
+                peak_open: 2_000,
+                rss_kib_before: 30 * 1024,
+                rss_kib_held: 40 * 1024,
+                bytes_per_session: 10.0 * 1024.0 * 1024.0 / 2_000.0,
+                errors: BTreeMap::new(),
+            }),
+            notes: vec!["a peer note".into()],
         }];
-        assert!(render_peers_markdown(&figs, "x").contains("(x1.00)"));
+        let md = render_peers_markdown(&figs, "x");
+        assert!(md.contains("(x1.00)"), "{md}");
+        assert!(md.contains("| 5.1 KiB (x1.00) | 2.0 KiB (x1.00) |"), "{md}");
+        assert!(
+            md.contains("| ringmcp | 2,000 | 2,000 | 2,000 | 30.0 | 40.0 | 5.1 KiB | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("- ringmcp: a peer note"), "{md}");
+        // Written by an older version (one memory figure, under its old name).
+        let old: PeerFigures = serde_json::from_value(serde_json::json!({
+            "peer": "rmcp", "version": "1", "command": "c",
+            "baseline": serde_json::to_value(&figs[0].baseline).unwrap(),
+            "saturate64": serde_json::to_value(&figs[0].saturate64).unwrap(),
+            "rss_bytes_per_session": 1024.0
+        }))
+        .unwrap();
+        assert_eq!(old.rss_bytes_per_busy_session, Some(1024.0));
+        assert_eq!(old.idle_sessions, None);
     }
 
     #[test]

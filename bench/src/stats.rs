@@ -44,6 +44,10 @@ pub enum ErrorKind {
     Send(i32),
     /// Still unanswered (or, open loop, not even sent) when the run ended.
     Incomplete,
+    /// Subscribe mode: a subscriber did not see an update within the timeout.
+    NotificationMissed,
+    /// Subscribe mode: the call that triggers an update failed.
+    TriggerFailed,
     /// Past [`ERROR_KINDS_MAX`] distinct kinds.
     Other,
 }
@@ -66,6 +70,8 @@ impl ErrorKind {
             ErrorKind::Recv(e) => format!("recv:{}", errno_name(*e)),
             ErrorKind::Send(e) => format!("send:{}", errno_name(*e)),
             ErrorKind::Incomplete => "incomplete-at-end".into(),
+            ErrorKind::NotificationMissed => "notification-missed".into(),
+            ErrorKind::TriggerFailed => "trigger-failed".into(),
             ErrorKind::Other => "other".into(),
         }
     }
@@ -224,6 +230,11 @@ pub struct Stats {
     pub conns: ConnCounters,
     /// Stats for errors that belong to no step (after the run).
     pub unattributed: ErrorCounts,
+    /// Subscribe mode: (connection, `CLOCK_MONOTONIC` ns) of every update notification
+    /// seen, at most `updates` + a few per connection.
+    pub notified: Vec<(u32, u64)>,
+    /// Subscribe mode: notifications past that bound (counted, not recorded).
+    pub notify_extra: u64,
 }
 
 impl Stats {
@@ -236,6 +247,8 @@ impl Stats {
             send_lag: hgrm::new_histogram(),
             conns: ConnCounters::default(),
             unattributed: ErrorCounts::default(),
+            notified: Vec::new(),
+            notify_extra: 0,
         }
     }
 
@@ -273,6 +286,8 @@ impl Stats {
         for (k, v) in &o.unattributed.map {
             self.unattributed.add(*k, *v);
         }
+        self.notified.extend_from_slice(&o.notified);
+        self.notify_extra += o.notify_extra;
     }
 
     /// The measured steps merged into one.
@@ -315,6 +330,8 @@ impl Stats {
                 .iter()
                 .map(|(k, v)| (KindWire::from(*k), *v))
                 .collect(),
+            notified: self.notified.clone(),
+            notify_extra: self.notify_extra,
         })
     }
 
@@ -344,6 +361,8 @@ impl Stats {
             send_lag: hgrm::decode(&w.send_lag)?,
             conns: w.conns.clone(),
             unattributed,
+            notified: w.notified.clone(),
+            notify_extra: w.notify_extra,
         })
     }
 }
@@ -370,6 +389,8 @@ impl From<ErrorKind> for KindWire {
             ErrorKind::Incomplete => KindWire(12, 0),
             ErrorKind::Other => KindWire(13, 0),
             ErrorKind::HttpRpc(s, c) => KindWire(14, (i64::from(s) << 32) | i64::from(c as u32)),
+            ErrorKind::NotificationMissed => KindWire(15, 0),
+            ErrorKind::TriggerFailed => KindWire(16, 0),
         }
     }
 }
@@ -392,6 +413,8 @@ impl KindWire {
             11 => ErrorKind::Send(n32),
             12 => ErrorKind::Incomplete,
             14 => ErrorKind::HttpRpc(((self.1 >> 32) & 0xffff) as u16, self.1 as u32 as i32),
+            15 => ErrorKind::NotificationMissed,
+            16 => ErrorKind::TriggerFailed,
             _ => ErrorKind::Other,
         }
     }
@@ -427,6 +450,12 @@ pub struct StatsWire {
     pub conns: ConnCounters,
     /// Errors outside every step.
     pub unattributed: Vec<(KindWire, u64)>,
+    /// Subscribe mode: (connection, instant) of every notification recorded.
+    #[serde(default)]
+    pub notified: Vec<(u32, u64)>,
+    /// Subscribe mode: notifications counted past the recording bound.
+    #[serde(default)]
+    pub notify_extra: u64,
 }
 
 #[cfg(test)]
@@ -475,5 +504,9 @@ mod tests {
             KindWire::from(ErrorKind::Recv(5)).to_kind(),
             ErrorKind::Recv(5)
         );
+        for k in [ErrorKind::NotificationMissed, ErrorKind::TriggerFailed] {
+            assert_eq!(KindWire::from(k).to_kind(), k);
+        }
+        assert_eq!(ErrorKind::NotificationMissed.label(), "notification-missed");
     }
 }

@@ -3,12 +3,19 @@
 //! (lines or HTTP responses, matched to the requests in flight by id). The worker
 //! ([`super::Worker`]) owns the sockets and the ring; this module only reads bytes,
 //! writes into the connection's send buffer and updates the stats.
+//!
+//! Subscribe mode ([`crate::config::Subscribe`]): after the handshake the connection
+//! sends `resources/subscribe` and, over HTTP, then opens the session's standalone SSE
+//! stream with a `GET` (the connection is the stream's from then on: its body is read
+//! chunk by chunk and event by event as it arrives, never as one response). The
+//! connection is ready once subscribed (and streaming); from then on it sends nothing and
+//! records the instant of every `notifications/resources/updated` for the URI.
 
 use super::Ctx;
 use crate::config::Transport;
 use crate::http::{self, Body};
 use crate::jsonrpc::{self, Reply, RpcId};
-use crate::request::INIT_ID;
+use crate::request::{INIT_ID, SUBSCRIBE_ID};
 use crate::schedule::{self, Cursor};
 use crate::stats::ErrorKind;
 use std::net::Ipv4Addr;
@@ -28,6 +35,10 @@ pub enum State {
     Initializing,
     /// HTTP: waiting for the 202 to `notifications/initialized`.
     Initialized,
+    /// Subscribe mode: waiting for the answer to `resources/subscribe`.
+    Subscribing,
+    /// Subscribe mode, HTTP: waiting for the head of the standalone SSE stream.
+    Opening,
     /// Requests flow.
     Ready,
     /// Closed by us; waiting for its ops in flight to complete before reuse.
@@ -119,6 +130,16 @@ pub struct Conn {
     pub session: Vec<u8>,
     /// HTTP: `notifications/initialized` is still to be rendered.
     pub initialized_pending: bool,
+    /// Subscribe mode: `resources/subscribe` is still to be rendered.
+    pub subscribe_pending: bool,
+    /// Subscribe mode, HTTP: the `GET` of the standalone stream is still to be rendered.
+    pub listen_pending: bool,
+    /// Subscribe mode, HTTP: the received bytes are the standalone stream's chunked body.
+    pub streaming: bool,
+    /// The stream's decoded SSE text not yet ended by a blank line; empty between events.
+    pub sse_buf: Vec<u8>,
+    /// Notifications recorded for this connection (bounded by `Ctx::notify_per_conn_max`).
+    pub notified: u16,
     /// Next request id.
     pub next_id: u64,
     /// Requests in flight.
@@ -172,6 +193,11 @@ impl Conn {
             rx: Vec::new(),
             session: Vec::new(),
             initialized_pending: false,
+            subscribe_pending: false,
+            listen_pending: false,
+            streaming: false,
+            sse_buf: Vec::new(),
+            notified: 0,
             next_id: 1,
             inflight: 0,
             slots: vec![Slot::default(); cap].into_boxed_slice(),
@@ -196,8 +222,32 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         matches!(
             self.state,
-            State::Initializing | State::Initialized | State::Ready
+            State::Initializing
+                | State::Initialized
+                | State::Subscribing
+                | State::Opening
+                | State::Ready
         )
+    }
+
+    /// Whether the connection waits for an answer to its handshake (a timeout applies).
+    pub fn in_handshake(&self) -> bool {
+        matches!(
+            self.state,
+            State::Initializing | State::Initialized | State::Subscribing | State::Opening
+        )
+    }
+
+    /// Forgets what belonged to the connection's socket (its session, a stream, renders
+    /// pending), keeping what belongs to its place in the run (`notified`).
+    pub fn reset_session(&mut self) {
+        self.rx.clear();
+        self.session.clear();
+        self.initialized_pending = false;
+        self.subscribe_pending = false;
+        self.listen_pending = false;
+        self.streaming = false;
+        self.sse_buf = Vec::new();
     }
 
     /// Open-loop requests owed and already due at `now`.
@@ -225,9 +275,7 @@ impl Conn {
     pub fn start(&mut self, ctx: &mut Ctx, now: u64) -> bool {
         self.tx.clear();
         self.sent_off = 0;
-        self.rx.clear();
-        self.session.clear();
-        self.initialized_pending = false;
+        self.reset_session();
         self.last_progress_ns = now;
         match ctx.transport {
             Transport::Tcp | Transport::Http => {
@@ -246,7 +294,16 @@ impl Conn {
             self.initialized_pending = false;
             ctx.encoder.push_initialized(&mut self.tx, &self.session);
         }
-        if self.state != State::Ready {
+        if self.subscribe_pending {
+            self.subscribe_pending = false;
+            ctx.encoder.push_subscribe(&mut self.tx, &self.session);
+        }
+        if self.listen_pending {
+            self.listen_pending = false;
+            ctx.encoder.push_listen(&mut self.tx, &self.session);
+        }
+        // A subscriber only listens.
+        if self.state != State::Ready || ctx.subscribe.is_some() {
             return;
         }
         let rel = now.saturating_sub(ctx.t0);
@@ -330,6 +387,73 @@ impl Conn {
         }
     }
 
+    /// The handshake is done: subscribe (subscribe mode) or be ready. Answers whether the
+    /// connection is ready now.
+    fn handshake_done(&mut self, ctx: &mut Ctx, now: u64) -> bool {
+        if ctx.subscribe.is_some() {
+            self.state = State::Subscribing;
+            // Rendered by `fill`, when the send buffer is ours again.
+            self.subscribe_pending = true;
+            self.last_progress_ns = now;
+            ctx.mark_dirty(self);
+            false
+        } else {
+            self.state = State::Ready;
+            true
+        }
+    }
+
+    /// Records the instant of `msg` if it is the update this connection subscribed to;
+    /// answers whether it was.
+    fn on_notification(&mut self, ctx: &mut Ctx, msg: &[u8], now: u64) -> bool {
+        let Some(uri) = &ctx.subscribe else {
+            return false;
+        };
+        if !jsonrpc::is_resource_updated(msg, uri) {
+            return false;
+        }
+        if self.notified < ctx.notify_per_conn_max {
+            self.notified += 1;
+            // g < CONNECTIONS_MAX (1,000,000), which fits u32.
+            ctx.stats.notified.push((self.g as u32, now));
+        } else {
+            ctx.stats.notify_extra += 1;
+        }
+        true
+    }
+
+    /// Reads the standalone stream's chunked SSE body as far as it has arrived: every
+    /// complete event is looked at, a partial chunk or event waits for more bytes.
+    /// Answers the bytes of `buf` used.
+    fn read_stream(&mut self, ctx: &mut Ctx, buf: &[u8], now: u64) -> Result<usize, Close> {
+        let mut text = std::mem::take(&mut self.sse_buf);
+        let (used, ended) = http::dechunk_stream(buf, &mut text, ctx.max_response_bytes)
+            .map_err(|_| Close::bad(ErrorKind::BadResponse))?;
+        let mut data = std::mem::take(&mut ctx.sse_data);
+        let mut bad = false;
+        let done = http::sse_stream(&text, &mut data, |d| {
+            if self.on_notification(ctx, d, now) {
+                return true;
+            }
+            // Other messages are not ours to act on, but must be JSON-RPC.
+            bad = jsonrpc::classify(d).is_err();
+            !bad
+        });
+        ctx.sse_data = data;
+        if bad {
+            return Err(Close::bad(ErrorKind::BadResponse));
+        }
+        text.drain(..done);
+        if !text.is_empty() {
+            self.sse_buf = text;
+        }
+        if ended {
+            // The server ended the stream (shutdown, session gone): start over.
+            return Err(Close::peer());
+        }
+        Ok(used)
+    }
+
     /// Feeds received bytes. `Ok(true)` when the connection just became ready.
     pub fn on_data(&mut self, ctx: &mut Ctx, data: &[u8], now: u64) -> Result<bool, Close> {
         let mut became_ready = false;
@@ -381,12 +505,30 @@ impl Conn {
             if line.is_empty() {
                 continue;
             }
+            if self.state == State::Ready && self.on_notification(ctx, line, now) {
+                continue;
+            }
             let reply = jsonrpc::classify(line).map_err(|_| Close::bad(ErrorKind::BadResponse))?;
             match self.state {
                 State::Initializing => match reply {
                     Reply::Other => {}
                     Reply::Result {
                         id: Some(RpcId::Num(INIT_ID)),
+                        ..
+                    } => {
+                        if self.handshake_done(ctx, now) {
+                            *became_ready = true;
+                        }
+                    }
+                    Reply::Error { code, .. } => {
+                        return Err(Close::handshake(ErrorKind::JsonRpc(code)))
+                    }
+                    Reply::Result { .. } => return Err(Close::handshake(ErrorKind::Handshake)),
+                },
+                State::Subscribing => match reply {
+                    Reply::Other => {}
+                    Reply::Result {
+                        id: Some(RpcId::Num(SUBSCRIBE_ID)),
                         ..
                     } => {
                         self.state = State::Ready;
@@ -433,8 +575,31 @@ impl Conn {
         became_ready: &mut bool,
     ) -> Result<usize, Close> {
         let mut pos = 0;
-        // Each pass consumes one whole response (at least its head).
+        // Each pass consumes one whole response (at least its head), or ends the loop.
         loop {
+            if self.streaming {
+                pos += self.read_stream(ctx, &buf[pos..], now)?;
+                break;
+            }
+            if self.state == State::Opening {
+                // The stream's body never ends: take its head alone. An error answer is
+                // framed whole below, for its status and JSON-RPC code.
+                let info = match http::response_head(&buf[pos..], ctx.max_response_bytes) {
+                    Ok(None) => break,
+                    Ok(Some(i)) => i,
+                    Err(_) => return Err(Close::bad(ErrorKind::BadResponse)),
+                };
+                if info.head.status == 200 {
+                    if !(info.head.sse && info.chunked) {
+                        return Err(Close::handshake(ErrorKind::Handshake));
+                    }
+                    pos += info.len;
+                    self.streaming = true;
+                    self.state = State::Ready;
+                    *became_ready = true;
+                    continue;
+                }
+            }
             let framed =
                 match http::frame_response(&buf[pos..], &mut ctx.scratch, ctx.max_response_bytes) {
                     Ok(None) => break,
@@ -512,9 +677,30 @@ impl Conn {
                     if status != 202 && status != 200 {
                         return Err(Close::handshake(ErrorKind::Http(status)));
                     }
-                    self.state = State::Ready;
-                    *became_ready = true;
+                    if self.handshake_done(ctx, now) {
+                        *became_ready = true;
+                    }
                 }
+                State::Subscribing => match (status, reply) {
+                    (
+                        200,
+                        Some(Ok(Reply::Result {
+                            id: Some(RpcId::Num(SUBSCRIBE_ID)),
+                            ..
+                        })),
+                    ) => {
+                        self.state = State::Opening;
+                        self.listen_pending = true;
+                        self.last_progress_ns = now;
+                        ctx.mark_dirty(self);
+                    }
+                    (200, Some(Ok(Reply::Error { code, .. }))) => {
+                        return Err(Close::handshake(ErrorKind::JsonRpc(code)))
+                    }
+                    (200, _) => return Err(Close::handshake(ErrorKind::Handshake)),
+                    (s, r) => return Err(Close::handshake(http_error(s, r))),
+                },
+                State::Opening => return Err(Close::handshake(http_error(status, reply))),
                 State::Ready => {
                     if self.inflight == 0 {
                         let step = ctx.step_at(now);
@@ -791,5 +977,233 @@ mod tests {
         }
         assert_eq!(c.timer_due, T0 + 40_000_000);
         assert_eq!(ctx.stats.send_lag.len(), 4);
+    }
+
+    const UPDATED: &str = r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"demo://counter"}}"#;
+
+    /// A subscribe-mode context (2 updates) and connection 7, past its connect.
+    fn setup_subscribe(url: &str) -> (Ctx, Conn, u64) {
+        let cfg = RunConfig {
+            target: Target::parse(url).unwrap(),
+            connections: 8,
+            warmup_ms: 0,
+            subscribe: Some(crate::config::Subscribe {
+                updates: 2,
+                ..crate::config::Subscribe::default()
+            }),
+            ..RunConfig::default()
+        };
+        cfg.validate().unwrap();
+        let segs = segments(&cfg);
+        let ctx = Ctx::new(&cfg, &segs, T0, 1);
+        let c = Conn::new(0, 7, 1, Cursor::new(&segs, 7, 0), None, 0);
+        (ctx, c, T0 + 1_000_000_000)
+    }
+
+    /// Feeds `bytes` one at a time; answers how many feeds made the connection ready.
+    fn feed_bytewise(c: &mut Conn, ctx: &mut Ctx, bytes: &[u8], now: u64) -> usize {
+        let mut ready = 0;
+        for b in bytes {
+            if c.on_data(ctx, std::slice::from_ref(b), now).unwrap() {
+                ready += 1;
+            }
+        }
+        ready
+    }
+
+    #[test]
+    fn tcp_subscriber_subscribes_then_records_updates_split_across_reads() {
+        let (mut ctx, mut c, now) = setup_subscribe("tcp://127.0.0.1:7070");
+        assert!(!c.start(&mut ctx, now));
+        c.tx.clear();
+        let init = "{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{}}\n";
+        assert_eq!(c.on_data(&mut ctx, init.as_bytes(), now), Ok(false));
+        assert_eq!(c.state, State::Subscribing);
+        assert_eq!(ctx.dirty, vec![0]);
+        c.fill(&mut ctx, now);
+        let sub: serde_json::Value =
+            serde_json::from_slice(c.tx.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!(sub["method"], "resources/subscribe");
+        assert_eq!(sub["id"], SUBSCRIBE_ID);
+        assert_eq!(sub["params"]["uri"], "demo://counter");
+        c.tx.clear();
+        let ok = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n";
+        assert_eq!(feed_bytewise(&mut c, &mut ctx, ok.as_bytes(), now), 1);
+        assert_eq!(c.state, State::Ready);
+        // A subscriber sends nothing more.
+        c.fill(&mut ctx, now);
+        assert!(c.tx.is_empty());
+        assert_eq!(c.inflight, 0);
+        // The update, split at every byte, among other notifications.
+        let other = r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"demo://other"}}"#;
+        let listed = r#"{"jsonrpc":"2.0","method":"notifications/resources/list_changed"}"#;
+        let lines = format!("{listed}\n{UPDATED}\r\n{other}\n");
+        assert_eq!(
+            feed_bytewise(&mut c, &mut ctx, lines.as_bytes(), now + 5),
+            0
+        );
+        assert_eq!(ctx.stats.notified, vec![(7, now + 5)]);
+        assert!(c.rx.is_empty());
+        // Per connection, at most updates + NOTIFY_SLACK are recorded; more are counted.
+        let many = format!("{UPDATED}\n").repeat(20);
+        c.on_data(&mut ctx, many.as_bytes(), now + 9).unwrap();
+        assert_eq!(
+            ctx.stats.notified.len(),
+            2 + super::super::NOTIFY_SLACK as usize
+        );
+        assert_eq!(ctx.stats.notify_extra, 3);
+        assert_eq!(ctx.stats.total().errors.total(), 0);
+        assert_eq!(
+            c.on_data(&mut ctx, b"{not json\n", now),
+            Err(Close::bad(ErrorKind::BadResponse))
+        );
+    }
+
+    #[test]
+    fn tcp_refused_subscription_is_a_handshake_error() {
+        let (mut ctx, mut c, now) = setup_subscribe("tcp://127.0.0.1:7070");
+        c.start(&mut ctx, now);
+        c.on_data(
+            &mut ctx,
+            b"{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{}}\n",
+            now,
+        )
+        .unwrap();
+        let r = c.on_data(
+            &mut ctx,
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32002,\"message\":\"no such resource\"}}\n",
+            now,
+        );
+        assert_eq!(r, Err(Close::handshake(ErrorKind::JsonRpc(-32002))));
+        assert!(c.in_handshake());
+    }
+
+    fn chunk(data: &str) -> String {
+        format!("{:x}\r\n{data}\r\n", data.len())
+    }
+
+    /// An HTTP subscriber up to its `GET`, with session `s1`.
+    fn http_subscriber() -> (Ctx, Conn, u64) {
+        let (mut ctx, mut c, now) = setup_subscribe("http://127.0.0.1:8080/mcp");
+        c.start(&mut ctx, now);
+        c.tx.clear();
+        let init = http(
+            "200 OK",
+            "Content-Type: application/json\r\nMcp-Session-Id: s1\r\n",
+            r#"{"jsonrpc":"2.0","id":0,"result":{}}"#,
+        );
+        assert_eq!(c.on_data(&mut ctx, init.as_bytes(), now), Ok(false));
+        c.fill(&mut ctx, now);
+        c.tx.clear();
+        assert_eq!(
+            c.on_data(&mut ctx, http("202 Accepted", "", "").as_bytes(), now),
+            Ok(false)
+        );
+        assert_eq!(c.state, State::Subscribing);
+        c.fill(&mut ctx, now);
+        let text = String::from_utf8(c.tx.clone()).unwrap();
+        assert!(text.starts_with("POST /mcp HTTP/1.1\r\n"), "{text}");
+        assert!(text.contains("Mcp-Session-Id: s1\r\n"));
+        assert!(
+            text.contains(r#""method":"resources/subscribe","params":{"uri":"demo://counter"}"#)
+        );
+        c.tx.clear();
+        let ok = http(
+            "200 OK",
+            "Content-Type: application/json\r\n",
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+        );
+        assert_eq!(c.on_data(&mut ctx, ok.as_bytes(), now), Ok(false));
+        assert_eq!(c.state, State::Opening);
+        c.fill(&mut ctx, now);
+        let text = String::from_utf8(c.tx.clone()).unwrap();
+        assert_eq!(
+            text,
+            "GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: text/event-stream\r\nMCP-Protocol-Version: 2025-11-25\r\nMcp-Session-Id: s1\r\n\r\n"
+        );
+        c.tx.clear();
+        (ctx, c, now)
+    }
+
+    #[test]
+    fn http_subscriber_reads_its_standalone_stream_event_by_event() {
+        let (mut ctx, mut c, now) = http_subscriber();
+        let other = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+        // Split where JSON allows whitespace: the data lines are joined by a newline.
+        let (half1, half2) = UPDATED.split_at(UPDATED.find(r#""method""#).unwrap());
+        let stream = [
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n".to_string(),
+            chunk(": keep-alive\n\n"),
+            chunk(&format!("id: 0-1\ndata: {UPDATED}\n\n")),
+            chunk(&format!("id: 0-2\ndata: {other}\n\n")),
+            // One event over two chunks, its data over two lines.
+            chunk(&format!("id: 0-3\r\ndata: {half1}\r\n")),
+            chunk(&format!("data: {half2}\r\n\r\n")),
+        ]
+        .concat();
+        // Every split of the bytes: ready once, two updates seen, nothing left over.
+        assert_eq!(
+            feed_bytewise(&mut c, &mut ctx, stream.as_bytes(), now + 3),
+            1
+        );
+        assert_eq!(c.state, State::Ready);
+        assert!(c.streaming);
+        assert_eq!(ctx.stats.notified, vec![(7, now + 3), (7, now + 3)]);
+        assert!(c.rx.is_empty() && c.sse_buf.is_empty());
+        c.fill(&mut ctx, now);
+        assert!(c.tx.is_empty());
+        // The same in one read, after which the server ends the stream.
+        let (mut ctx, mut c, now) = http_subscriber();
+        let all = stream + &chunk(&format!("data: {UPDATED}\n\n")) + "0\r\n\r\n";
+        assert_eq!(c.on_data(&mut ctx, all.as_bytes(), now), Err(Close::peer()));
+        assert_eq!(ctx.stats.notified.len(), 3);
+        assert_eq!(ctx.stats.total().errors.total(), 0);
+    }
+
+    #[test]
+    fn http_subscriber_errors() {
+        // A refused stream: its status and JSON-RPC code.
+        let (mut ctx, mut c, now) = http_subscriber();
+        let conflict = http(
+            "409 Conflict",
+            "Content-Type: application/json\r\n",
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"already open"}}"#,
+        );
+        assert_eq!(
+            c.on_data(&mut ctx, conflict.as_bytes(), now),
+            Err(Close::handshake(ErrorKind::HttpRpc(409, -32600)))
+        );
+        // A 200 that is not an event stream.
+        let (mut ctx, mut c, now) = http_subscriber();
+        let json = http("200 OK", "Content-Type: application/json\r\n", "{}");
+        assert_eq!(
+            c.on_data(&mut ctx, json.as_bytes(), now),
+            Err(Close::handshake(ErrorKind::Handshake))
+        );
+        // Malformed chunks and events that are not JSON-RPC.
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for bad in ["zz\r\nabc\r\n".to_string(), chunk("data: nope\n\n")] {
+            let (mut ctx, mut c, now) = http_subscriber();
+            let bytes = format!("{head}{bad}");
+            assert_eq!(
+                c.on_data(&mut ctx, bytes.as_bytes(), now),
+                Err(Close::bad(ErrorKind::BadResponse)),
+                "{bad:?}"
+            );
+        }
+        // A refused subscription.
+        let (mut ctx, mut c, now) = setup_subscribe("http://127.0.0.1:8080/mcp");
+        c.start(&mut ctx, now);
+        c.state = State::Subscribing;
+        c.session = b"s1".to_vec();
+        let refused = http(
+            "200 OK",
+            "Content-Type: application/json\r\n",
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"unknown"}}"#,
+        );
+        assert_eq!(
+            c.on_data(&mut ctx, refused.as_bytes(), now),
+            Err(Close::handshake(ErrorKind::JsonRpc(-32002)))
+        );
     }
 }

@@ -49,6 +49,10 @@ const BACKOFF_MAX_NS: u64 = 2_000_000_000;
 const TEARDOWN_NS: u64 = 2_000_000_000;
 /// Generations wrap at 24 bits (the user_data field).
 const GEN_MASK: u32 = 0x00ff_ffff;
+/// Subscribe mode: notifications recorded per connection beyond one per update (a
+/// reconnected connection may see an update twice); more are only counted.
+const NOTIFY_SLACK: u32 = 16;
+const _: () = assert!(crate::config::UPDATES_MAX + NOTIFY_SLACK <= u16::MAX as u32);
 
 const K_CONNECT: u64 = 1;
 const K_LINK: u64 = 2;
@@ -133,8 +137,12 @@ pub struct Ctx {
     pub dirty: Vec<u32>,
     /// Timers: (due, connection), stale entries skipped (see `Conn::timer_due`).
     pub heap: BinaryHeap<Reverse<(u64, u32)>>,
-    /// Connections open (ready) now.
+    /// Connections open (ready) now; in subscribe mode, subscribed (and streaming) now.
     pub open: u64,
+    /// Subscribe mode: the subscribed URI.
+    pub subscribe: Option<String>,
+    /// Subscribe mode: notifications recorded per connection at most.
+    pub notify_per_conn_max: u16,
     /// Live totals.
     pub live_ok: u64,
     /// Live totals.
@@ -154,13 +162,24 @@ impl Ctx {
             transport: cfg.target.transport,
             pipeline: cfg.pipeline,
             max_response_bytes: cfg.max_response_bytes,
-            encoder: Encoder::new(&cfg.target, &cfg.tool, &cfg.arguments),
+            encoder: match &cfg.subscribe {
+                Some(s) => {
+                    Encoder::new(&cfg.target, &cfg.tool, &cfg.arguments).with_subscribe(&s.uri)
+                }
+                None => Encoder::new(&cfg.target, &cfg.tool, &cfg.arguments),
+            },
             stats: Stats::new(cfg.effective_steps().len()),
             scratch: Vec::new(),
             sse_data: Vec::new(),
             dirty: Vec::with_capacity(conns),
             heap: BinaryHeap::with_capacity(conns + 16),
             open: 0,
+            subscribe: cfg.subscribe.as_ref().map(|s| s.uri.clone()),
+            // updates <= UPDATES_MAX: the sum fits u16 (asserted above).
+            notify_per_conn_max: cfg
+                .subscribe
+                .as_ref()
+                .map_or(0, |s| (s.updates + NOTIFY_SLACK) as u16),
             live_ok: 0,
             live_err: 0,
             live_sent: 0,
@@ -865,8 +884,7 @@ impl<'a> Worker<'a> {
         c.gen = (c.gen + 1) & GEN_MASK;
         c.tx.clear();
         c.sent_off = 0;
-        c.rx.clear();
-        c.session.clear();
+        c.reset_session();
         c.recv_armed = false;
         c.timer_due = 0;
         let failure = cl.count.is_some() || cl.failed_attempt || cl.by_peer;
@@ -929,8 +947,7 @@ impl<'a> Worker<'a> {
         for i in 0..self.conns.len() {
             let idx = i as u32;
             let c = &self.conns[i];
-            let waiting =
-                c.inflight > 0 || matches!(c.state, State::Initializing | State::Initialized);
+            let waiting = c.inflight > 0 || c.in_handshake();
             if waiting && now.saturating_sub(c.last_progress_ns) >= self.timeout_ns {
                 let handshake = c.state != State::Ready;
                 self.ctx.stats.conns.timed_out += 1;
