@@ -55,24 +55,6 @@ fn assert_http_refusal(
     assert_refusal(&r.json(), id, code, reason);
 }
 
-/// `ringmcp_rejections_total{shard="all",reason=...}` from the admin listener.
-fn rejections(s: &Server, reason: &str) -> u64 {
-    let r = Http::connect(s.admin_port).request("GET", "/metrics", &[], None);
-    assert_eq!(r.status(), 200, "{r:?}");
-    let want = format!("reason=\"{reason}\"");
-    r.text()
-        .lines()
-        .filter(|l| l.starts_with("ringmcp_rejections_total{"))
-        .filter(|l| l.contains("shard=\"all\"") && l.contains(&want))
-        .map(|l| {
-            let v = l.rsplit(' ').next().unwrap_or("");
-            v.parse::<f64>()
-                .unwrap_or_else(|_| panic!("bad sample {l:?}")) as u64
-        })
-        .next()
-        .unwrap_or_else(|| panic!("no rejections_total for {reason} in:\n{}", r.text()))
-}
-
 /// Sends `n` pings at once and returns their responses in order.
 fn pings(c: &mut Client, n: usize) -> Vec<(i64, Value)> {
     let ids: Vec<i64> = (0..n).map(|_| c.send_request("ping", json!({}))).collect();

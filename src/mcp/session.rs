@@ -507,7 +507,13 @@ struct InFlightGuard {
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.map.borrow_mut().remove(&self.id);
+        let mut map = self.map.borrow_mut();
+        map.remove(&self.id);
+        if map.is_empty() {
+            // An idle session keeps no table (a few hundred bytes each, times every idle
+            // connection); the next request allocates it again.
+            map.shrink_to_fit();
+        }
     }
 }
 
