@@ -318,6 +318,8 @@ impl OutQueue {
                 return Poll::Ready(());
             }
             if !inner.close_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                // Usually the connection's reader alone: room for one, not Vec's four.
+                inner.close_waiters.reserve_exact(1);
                 inner.close_waiters.push(cx.waker().clone());
             }
             Poll::Pending

@@ -481,7 +481,9 @@ async fn write_loop(
             buf.push(b'\n');
         }
         drop(msgs);
-        if let Err(e) = write_all_within(&stream, &buf, stall).await {
+        // Boxed: the write (with its timer) lives only while writing, so an idle
+        // connection's writer task is as small as its wait for the queue.
+        if let Err(e) = Box::pin(write_all_within(&stream, &buf, stall)).await {
             if e.kind() == io::ErrorKind::TimedOut {
                 // Closing the queue also ends the reader's backpressure wait.
                 tracing::debug!("the client took nothing for tcp.write_timeout_ms: resetting");
