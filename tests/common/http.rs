@@ -261,17 +261,7 @@ impl Http {
     pub fn connect(port: u16) -> Http {
         let addr = ([127, 0, 0, 1], port).into();
         let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        stream
-            .set_write_timeout(Some(READ_TIMEOUT))
-            .expect("write timeout");
-        Http {
-            stream,
-            port,
-            buf: Vec::new(),
-            decoded: Vec::new(),
-            body: Body::Idle,
-        }
+        Http::from_stream(stream, port)
     }
 
     /// Connects to 127.0.0.1:`port` from the local address `source` (see
@@ -281,17 +271,7 @@ impl Http {
             source,
             std::net::SocketAddrV4::new([127, 0, 0, 1].into(), port),
         );
-        stream.set_nodelay(true).expect("nodelay");
-        stream
-            .set_write_timeout(Some(READ_TIMEOUT))
-            .expect("write timeout");
-        Http {
-            stream,
-            port,
-            buf: Vec::new(),
-            decoded: Vec::new(),
-            body: Body::Idle,
-        }
+        Http::from_stream(stream, port)
     }
 
     /// A client over a stream the caller connected to 127.0.0.1:`port` (e.g. with socket

@@ -252,6 +252,10 @@ impl Client {
     pub fn connect(addr: &str) -> Client {
         let sa = addr.parse().expect("socket address");
         let stream = TcpStream::connect_timeout(&sa, READ_TIMEOUT).expect("connect");
+        Client::from_stream(stream)
+    }
+
+    fn from_stream(stream: TcpStream) -> Client {
         stream.set_nodelay(true).expect("nodelay");
         stream
             .set_write_timeout(Some(READ_TIMEOUT))
@@ -268,16 +272,7 @@ impl Client {
     /// to look like another client host).
     pub fn connect_from(source: std::net::Ipv4Addr, addr: &str) -> Client {
         let stream = connect_from(source, addr.parse().expect("socket address"));
-        stream.set_nodelay(true).expect("nodelay");
-        stream
-            .set_write_timeout(Some(READ_TIMEOUT))
-            .expect("write timeout");
-        Client {
-            stream,
-            buf: Vec::new(),
-            next_id: 1,
-            inbox: VecDeque::new(),
-        }
+        Client::from_stream(stream)
     }
 
     /// A fresh request id.
