@@ -176,8 +176,18 @@ fn start_with_waits_for_rmcp_and_kills_it_on_drop() {
         ready_timeout: TIMEOUT,
         ..StartOptions::default()
     };
-    let port = free_port();
-    let peer = peers::start_with(Peer::Rmcp, port, &dir, &opts).expect("start the rmcp peer");
+    // A free port can be taken again before the peer binds it (tests run in parallel and
+    // the kernel hands ephemeral ports out again): take another one then.
+    let (port, peer) = (0..5)
+        .find_map(|_| {
+            let port = free_port();
+            match peers::start_with(Peer::Rmcp, port, &dir, &opts) {
+                Ok(p) => Some((port, p)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+                Err(e) => panic!("start the rmcp peer: {e:?}"),
+            }
+        })
+        .expect("start the rmcp peer on a free port");
     let pid = peer.pid();
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     assert!(proc_dir.exists(), "pid {pid} is running");
