@@ -443,6 +443,188 @@ fn to_vec<T: Serialize>(v: &T) -> Vec<u8> {
     })
 }
 
+/// What [`skim`] finds at the top level of a request or notification, without parsing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skimmed<'a> {
+    /// The `id` token as it was sent: an integer or a string without escapes, quotes kept.
+    /// `None` when absent or null (a notification).
+    pub id: Option<&'a [u8]>,
+    /// The method name.
+    pub method: &'a str,
+}
+
+/// Longest integer id [`skim`] takes (digits); longer ones take the full parse, which says
+/// whether they fit an `i64`.
+const SKIM_INT_ID_DIGITS_MAX: usize = 18;
+
+/// Looks at the top level of a single-message frame just far enough to find its `id` and
+/// `method`, building nothing: admission control refuses a message over its rate from this
+/// look alone, so that refusing costs a fraction of serving. Anything it is not sure of (a
+/// batch, a response, a key or method or string id with escapes, an id that is neither an
+/// integer nor a string, a repeated key, a control character in a string, broken nesting,
+/// bytes after the object) answers `None`, and the frame takes the full parse, which gives
+/// the precise error. It stops reading a request once it has both its `id` and `method`;
+/// values it skips before are checked for structure (strings end, brackets nest), not for
+/// the rest of JSON's grammar: a message refused from a skim is not parsed.
+pub fn skim(b: &[u8]) -> Option<Skimmed<'_>> {
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    let (mut id, mut seen_id, mut method) = (None, false, None);
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let (key_end, escaped) = string_end(b, i)?;
+        if escaped {
+            return None;
+        }
+        let key = &b[i + 1..key_end - 1];
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        let value_end = value_end(b, i)?;
+        let value = &b[i..value_end];
+        match key {
+            b"id" if !seen_id => {
+                seen_id = true;
+                id = skim_id(value)?;
+            }
+            b"method" if method.is_none() => {
+                let (end, escaped) = string_end(value, 0)?;
+                if escaped || end != value.len() {
+                    return None;
+                }
+                method = Some(std::str::from_utf8(&value[1..end - 1]).ok()?);
+            }
+            b"id" | b"method" | b"result" | b"error" => return None,
+            _ => {}
+        }
+        if let (true, Some(method)) = (seen_id, method) {
+            // A request: what follows is not looked at (nor parsed, when it is refused).
+            return Some(Skimmed { id, method });
+        }
+        i = skip_ws(b, value_end);
+        match b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => {
+                i += 1;
+                break;
+            }
+            _ => return None,
+        }
+    }
+    if skip_ws(b, i) != b.len() {
+        return None;
+    }
+    Some(Skimmed {
+        id,
+        method: method?,
+    })
+}
+
+/// An id token [`skim`] can echo as sent: `Some(None)` for null, `None` for anything else
+/// than an integer or a string without escapes.
+fn skim_id(v: &[u8]) -> Option<Option<&[u8]>> {
+    match v.first()? {
+        b'"' => {
+            let (end, escaped) = string_end(v, 0)?;
+            (!escaped && end == v.len() && std::str::from_utf8(v).is_ok()).then_some(Some(v))
+        }
+        b'n' => (v == b"null").then_some(None),
+        _ => {
+            let digits = v.strip_prefix(b"-").unwrap_or(v);
+            let ok = !digits.is_empty()
+                && digits.len() <= SKIM_INT_ID_DIGITS_MAX
+                && digits.iter().all(u8::is_ascii_digit)
+                && (digits[0] != b'0' || digits.len() == 1);
+            ok.then_some(Some(v))
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// The end (exclusive) of the JSON string opening at `b[i]`, and whether it has escapes.
+fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let (mut j, mut escaped) = (i + 1, false);
+    while j < b.len() {
+        match b[j] {
+            b'"' => return Some((j + 1, escaped)),
+            b'\\' => {
+                escaped = true;
+                j += 2;
+            }
+            c if c < 0x20 => return None,
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// The end (exclusive) of the JSON value starting at `b[i]`: strings to their closing
+/// quote, objects and arrays to their matching bracket, anything else up to a delimiter.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i).map(|(end, _)| end),
+        b'{' | b'[' => {
+            // The open brackets as bits, innermost lowest (1 = object): deeper than 64 is
+            // left to the full parse.
+            let (mut open, mut depth) = (0u64, 0u32);
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = string_end(b, j)?.0;
+                        continue;
+                    }
+                    c @ (b'{' | b'[') => {
+                        if depth == 64 {
+                            return None;
+                        }
+                        open = (open << 1) | u64::from(c == b'{');
+                        depth += 1;
+                    }
+                    c @ (b'}' | b']') => {
+                        if depth == 0 || (open & 1 == 1) != (c == b'}') {
+                            return None;
+                        }
+                        open >>= 1;
+                        depth -= 1;
+                    }
+                    _ => {}
+                }
+                j += 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            None
+        }
+        b',' | b'}' | b']' | b':' => None,
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                j += 1;
+            }
+            Some(j)
+        }
+    }
+}
+
 /// Builds `{}` when params are absent; a convenience for handlers.
 pub fn params_object(params: Option<Value>) -> Result<Map<String, Value>, ErrorObject> {
     match params {
@@ -455,6 +637,81 @@ pub fn params_object(params: Option<Value>) -> Result<Map<String, Value>, ErrorO
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn skimmed(s: &str) -> Option<(Option<String>, String)> {
+        skim(s.as_bytes()).map(|k| {
+            (
+                k.id.map(|id| String::from_utf8_lossy(id).into_owned()),
+                k.method.to_string(),
+            )
+        })
+    }
+
+    #[test]
+    fn skim_finds_id_and_method_at_the_top_level_only() {
+        let some = |id: &str, m: &str| Some((Some(id.to_string()), m.to_string()));
+        assert_eq!(
+            skimmed(r#"{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"id":99}}"#),
+            some("12", "tools/call")
+        );
+        // id after params, with nesting, brackets and escapes inside strings.
+        assert_eq!(
+            skimmed(
+                r#" { "method" : "ping", "params": {"a": ["}", {"id": "x\"]"}], "b": -1.5e3},
+                "id" : "r-1" } "#
+            ),
+            some(r#""r-1""#, "ping")
+        );
+        assert_eq!(skimmed(r#"{"id":-7,"method":"x"}"#), some("-7", "x"));
+        // Notifications: no id, or a null one.
+        assert_eq!(
+            skimmed(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Some((None, "notifications/initialized".into()))
+        );
+        assert_eq!(
+            skimmed(r#"{"id":null,"method":"n"}"#),
+            Some((None, "n".into()))
+        );
+    }
+
+    #[test]
+    fn skim_leaves_anything_unusual_to_the_parse() {
+        for s in [
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, // a batch
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,       // a response
+            r#"{"jsonrpc":"2.0","id":1}"#,                   // no method
+            r#"{"id":1,"method":"p\u0069ng"}"#,              // escaped method
+            r#"{"id":"a\"b","method":"ping"}"#,              // escaped string id
+            r#"{"id":1.5,"method":"ping"}"#,                 // not an integer
+            r#"{"id":01,"method":"ping"}"#,                  // leading zero
+            r#"{"id":1234567890123456789,"method":"ping"}"#, // may not fit
+            r#"{"id":true,"method":"ping"}"#,
+            r#"{"id":{},"method":"ping"}"#,
+            r#"{"method":"ping","method":"x","id":1}"#, // repeated key
+            r#"{"method":"ping","params":{"a":[}],"id":1}"#, // broken nesting
+            r#"{"method":"ping","params":"open"#,       // unterminated
+            r#"{"method":"ping"} trailing"#,
+            r#"{"error":{},"method":"ping","id":1}"#,
+            "{\"method\":\"pi\nng\",\"id\":1}", // a control character
+            "",
+            "{}",
+        ] {
+            assert_eq!(skimmed(s), None, "{s}");
+        }
+        // Deeper than the skim follows.
+        let deep = format!(
+            r#"{{"method":"ping","params":{}{},"id":1}}"#,
+            "[".repeat(65),
+            "]".repeat(65)
+        );
+        assert_eq!(skimmed(&deep), None);
+        let ok = format!(
+            r#"{{"method":"ping","params":{}{},"id":1}}"#,
+            "[".repeat(64),
+            "]".repeat(64)
+        );
+        assert_eq!(skimmed(&ok), Some((Some("1".into()), "ping".into())));
+    }
 
     fn parse(s: &str) -> Result<Frame, FrameError> {
         let mut b = s.as_bytes().to_vec();

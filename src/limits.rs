@@ -114,6 +114,21 @@ pub enum Overload {
     },
 }
 
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 impl Overload {
     /// The metrics reason, also sent as `data.reason`.
     pub fn reject(&self) -> Reject {
@@ -189,32 +204,64 @@ impl Overload {
 
     /// The error message.
     pub fn message(&self) -> String {
+        let mut out = Vec::with_capacity(128);
+        self.write_message(&mut out);
+        // Written from ASCII text and decimal digits only.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the error message: ASCII with nothing JSON would escape, so it may be written
+    /// between quotes as it is.
+    fn write_message(&self, out: &mut Vec<u8>) {
         let ms = self.retry_after_ms();
         match self {
             Overload::ConnectionsPerShard { max } => {
-                format!("connection limit reached (connections_per_shard_max = {max})")
+                out.extend_from_slice(b"connection limit reached (connections_per_shard_max = ");
+                push_decimal(out, *max as u64);
+                out.push(b')');
             }
-            Overload::ConnectionsPerSource { max } => format!(
-                "too many connections from this address (connections_per_source_max = {max})"
-            ),
-            Overload::AcceptRate { .. } => format!(
-                "rate limited: too many new connections (accept_rate_per_shard); retry in {ms} ms"
-            ),
-            Overload::ConnectionMessageRate { .. } => format!(
-                "rate limited: too many messages on this connection (messages_per_connection_per_s); retry in {ms} ms"
-            ),
-            Overload::ShardMessageRate { .. } => format!(
-                "rate limited: the server takes no more messages now (messages_per_shard_per_s); retry in {ms} ms"
-            ),
-            Overload::SessionToolRate { .. } => format!(
-                "rate limited: too many tool calls in this session (tool_calls_per_session_per_s); retry in {ms} ms"
-            ),
-            Overload::ShardInFlight { max } => format!(
-                "overloaded: {max} requests in flight on this shard (shard_in_flight_requests_max); the request was not started, retry in {ms} ms"
-            ),
-            Overload::SessionInFlight { max } => format!(
-                "too many requests in flight on this session (session_in_flight_requests_max = {max})"
-            ),
+            Overload::ConnectionsPerSource { max } => {
+                out.extend_from_slice(
+                    b"too many connections from this address (connections_per_source_max = ",
+                );
+                push_decimal(out, *max as u64);
+                out.push(b')');
+            }
+            Overload::SessionInFlight { max } => {
+                out.extend_from_slice(b"too many requests in flight on this session (session_in_flight_requests_max = ");
+                push_decimal(out, *max as u64);
+                out.push(b')');
+            }
+            Overload::ShardInFlight { max } => {
+                out.extend_from_slice(b"overloaded: ");
+                push_decimal(out, *max as u64);
+                out.extend_from_slice(b" requests in flight on this shard (shard_in_flight_requests_max); the request was not started, retry in ");
+                push_decimal(out, ms);
+                out.extend_from_slice(b" ms");
+            }
+            Overload::AcceptRate { .. }
+            | Overload::ConnectionMessageRate { .. }
+            | Overload::ShardMessageRate { .. }
+            | Overload::SessionToolRate { .. } => {
+                let what = match self {
+                    Overload::AcceptRate { .. } => {
+                        "rate limited: too many new connections (accept_rate_per_shard)"
+                    }
+                    Overload::ConnectionMessageRate { .. } => {
+                        "rate limited: too many messages on this connection (messages_per_connection_per_s)"
+                    }
+                    Overload::ShardMessageRate { .. } => {
+                        "rate limited: the server takes no more messages now (messages_per_shard_per_s)"
+                    }
+                    _ => {
+                        "rate limited: too many tool calls in this session (tool_calls_per_session_per_s)"
+                    }
+                };
+                out.extend_from_slice(what.as_bytes());
+                out.extend_from_slice(b"; retry in ");
+                push_decimal(out, ms);
+                out.extend_from_slice(b" ms");
+            }
         }
     }
 
@@ -224,6 +271,28 @@ impl Overload {
             "reason": self.reason(),
             "retryAfterMs": self.retry_after_ms(),
         }))
+    }
+
+    /// The error response refusing the request whose id token, as sent, is `raw_id` (what
+    /// [`crate::jsonrpc::skim`] found): the bytes [`crate::jsonrpc::encode_error`] gives for
+    /// the parsed id and [`Self::to_error`], written straight out with no `Value` built.
+    pub fn encode_for_raw_id(&self, raw_id: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + raw_id.len());
+        out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        out.extend_from_slice(raw_id);
+        out.extend_from_slice(br#","error":{"code":"#);
+        if self.code() < 0 {
+            out.push(b'-');
+        }
+        push_decimal(&mut out, self.code().unsigned_abs());
+        out.extend_from_slice(br#","message":""#);
+        self.write_message(&mut out);
+        out.extend_from_slice(br#"","data":{"reason":""#);
+        out.extend_from_slice(self.reason().as_bytes());
+        out.extend_from_slice(br#"","retryAfterMs":"#);
+        push_decimal(&mut out, self.retry_after_ms());
+        out.extend_from_slice(b"}}}");
+        out
     }
 }
 
@@ -512,6 +581,39 @@ impl SessionGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_written_for_a_raw_id_is_the_encoded_error() {
+        let t = Duration::from_micros(2_500);
+        let all = [
+            Overload::ConnectionsPerShard { max: 500 },
+            Overload::ConnectionsPerSource { max: 7 },
+            Overload::AcceptRate { retry_after: t },
+            Overload::ConnectionMessageRate { retry_after: t },
+            Overload::ShardMessageRate {
+                retry_after: Duration::from_secs(1),
+            },
+            Overload::SessionToolRate { retry_after: t },
+            Overload::ShardInFlight { max: 32_768 },
+            Overload::SessionInFlight { max: 256 },
+        ];
+        for o in all {
+            for (raw, id) in [
+                ("42", crate::jsonrpc::Id::Num(42)),
+                ("-1", crate::jsonrpc::Id::Num(-1)),
+                (r#""a b""#, crate::jsonrpc::Id::Str("a b".into())),
+            ] {
+                assert_eq!(
+                    String::from_utf8_lossy(&o.encode_for_raw_id(raw.as_bytes())),
+                    String::from_utf8_lossy(&crate::jsonrpc::encode_error(
+                        Some(&id),
+                        &o.to_error()
+                    )),
+                    "{o:?}"
+                );
+            }
+        }
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -72,6 +72,9 @@ pub struct Session {
     frame_messages: usize,
     frame_refused: usize,
     frame_refusal: Option<Overload>,
+    /// [`Session::shed`] admitted the frame's one message: its handling must not meter it
+    /// again.
+    pre_admitted: bool,
 }
 
 impl Session {
@@ -87,6 +90,7 @@ impl Session {
             frame_messages: 0,
             frame_refused: 0,
             frame_refusal: None,
+            pre_admitted: false,
         }
     }
 
@@ -130,11 +134,49 @@ impl Session {
         }
     }
 
+    /// Admission before parsing. A frame that is one request or notification
+    /// ([`jsonrpc::skim`]) is metered against the message rates here, so that a message over
+    /// a rate is refused for a fraction of what serving it costs: `Some` is the refusal and,
+    /// for a request, its encoded error response (a refused notification gets none). `None`:
+    /// go on and parse; when the message was admitted here, its handling does not meter it
+    /// again. Frames the skim leaves alone (batches, responses, anything unusual) and
+    /// sessions shutting down are metered after the parse, as before.
+    pub fn shed(&mut self, buf: &[u8]) -> Option<(Overload, Option<Vec<u8>>)> {
+        self.pre_admitted = false;
+        if self.gate.is_none() || self.shutting_down {
+            return None;
+        }
+        let skimmed = jsonrpc::skim(buf)?;
+        match self.admit_message() {
+            Ok(()) => {
+                self.pre_admitted = true;
+                None
+            }
+            Err(o) => {
+                // What on_parsed would have set for this one-message frame.
+                (self.frame_messages, self.frame_refused) = (1, 1);
+                self.core.host.message_received();
+                let answer = skimmed.id.map(|raw_id| {
+                    let bytes = o.encode_for_raw_id(raw_id);
+                    if let Some(p) = self.core.host.request_probe(Some(skimmed.method)) {
+                        p.finish(Some(o.code()));
+                    }
+                    bytes
+                });
+                Some((o, answer))
+            }
+        }
+    }
+
     /// Handles one frame (one line on TCP/stdio). The buffer is parsed in place.
     pub fn on_frame(&mut self, buf: &mut [u8]) -> Reply {
+        if let Some((_, answer)) = self.shed(buf) {
+            return answer.map_or(Reply::None, Reply::Now);
+        }
         match jsonrpc::parse_frame(buf, self.core.limits.batch_max) {
             Ok(f) => self.on_parsed(f, None),
             Err(e) => {
+                self.pre_admitted = false;
                 self.core.host.message_received();
                 let probe = self.core.host.request_probe(None);
                 match observed(probe, Item::Now(jsonrpc::encode_error(None, &e.to_error()))) {
@@ -155,6 +197,7 @@ impl Session {
         self.frame_refusal = None;
         let reply = self.on_parsed_inner(frame);
         self.request_out = None;
+        self.pre_admitted = false;
         reply
     }
 
@@ -256,6 +299,9 @@ impl Session {
     /// Admits one request or notification under the message rates (responses answer our
     /// own requests, which their own bound limits, and are not metered).
     fn admit_message(&mut self) -> Result<(), Overload> {
+        if std::mem::take(&mut self.pre_admitted) {
+            return Ok(());
+        }
         let Some(gate) = self.gate.as_mut() else {
             return Ok(());
         };
@@ -703,6 +749,56 @@ mod tests {
 
     fn wait(id: i64) -> Value {
         json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "wait"}})
+    }
+
+    #[test]
+    fn a_message_is_metered_once_whether_admitted_before_or_after_its_parse() {
+        // initialize and notifications/initialized take two of the four.
+        let mut f = fixture(Limits {
+            messages_per_connection_per_s: 1,
+            messages_per_connection_burst: 4,
+            ..Limits::default()
+        });
+        // Admitted from a skim: one token.
+        assert_eq!(f.now(&ping(1))["result"], json!({}));
+        // An escaped method name is left to the parse, which meters it: the last token.
+        let mut escaped = br#"{"jsonrpc":"2.0","id":2,"method":"p\u0069ng"}"#.to_vec();
+        match f.session.on_frame(&mut escaped) {
+            Reply::Now(b) => {
+                let v: Value = serde_json::from_slice(&b).expect("JSON");
+                assert_eq!(v["result"], json!({}), "{v}");
+            }
+            _ => panic!("no answer"),
+        }
+        let e = f.now(&ping(3));
+        assert_eq!(e["error"]["code"], code::RATE_LIMITED, "{e}");
+        assert_eq!(f.refused.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_request_refused_before_its_parse_gets_the_answer_the_parse_would_give() {
+        let mut f = fixture(Limits {
+            messages_per_connection_per_s: 1,
+            messages_per_connection_burst: 2,
+            ..Limits::default()
+        });
+        for id in [json!(7), json!(-12), json!("req-1")] {
+            let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": "wait", "arguments": {"text": "} ] \" {"}}});
+            let Reply::Now(fast) = f.feed(&msg) else {
+                panic!("no refusal for {msg}");
+            };
+            let why = f.session.take_refusal().expect("refused");
+            let parsed = Id::from_value(&id).expect("id");
+            assert_eq!(
+                String::from_utf8_lossy(&fast),
+                String::from_utf8_lossy(&jsonrpc::encode_error(Some(&parsed), &why.to_error()))
+            );
+        }
+        // A notification over the rate is dropped, as after a parse.
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}});
+        assert!(matches!(f.feed(&note), Reply::None));
+        assert!(f.session.take_refusal().is_some());
     }
 
     #[test]

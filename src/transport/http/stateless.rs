@@ -330,6 +330,28 @@ pub async fn handle(
     }
     let mut body = body;
     shard.stats().messages_received.inc();
+    // Over the shard's message rate a single request or notification is refused from a skim
+    // of its top level, before the parse (see Session::shed).
+    let metered = match jsonrpc::skim(&body) {
+        None => false,
+        Some(k) => {
+            if let Err(why) = shard.gate.message(None, Instant::now) {
+                let body = match k.id {
+                    Some(raw) => {
+                        shard.request_probe(Some(k.method)).finish(Some(why.code()));
+                        why.encode_for_raw_id(raw)
+                    }
+                    None => jsonrpc::encode_error(None, &why.to_error()),
+                };
+                return Response::Full {
+                    status: why.http_status(),
+                    headers: vec![("Retry-After".into(), why.retry_after_s().to_string())],
+                    body,
+                };
+            }
+            true
+        }
+    };
     let frame = match jsonrpc::parse_frame(&mut body, shard.config.limits.batch_messages_max) {
         Ok(f) => f,
         Err(e) => {
@@ -343,8 +365,10 @@ pub async fn handle(
         Admission::Accepted => {
             // A notification over the shard's rate is refused, not silently dropped: over
             // HTTP there is an answer to say so.
-            if let Err(why) = shard.gate.message(None, Instant::now) {
-                return Response::overload(None, &why);
+            if !metered {
+                if let Err(why) = shard.gate.message(None, Instant::now) {
+                    return Response::overload(None, &why);
+                }
             }
             return Response::Full {
                 status: 202,
@@ -359,7 +383,7 @@ pub async fn handle(
     };
     let probe = shard.request_probe(Some(&a.method));
     let listening = a.method == "subscriptions/listen";
-    match admitted(shard, a, server) {
+    match admitted(shard, a, server, metered) {
         Response::Full {
             status,
             headers,
@@ -394,16 +418,18 @@ pub async fn handle(
     }
 }
 
-/// Answers an admitted request.
-fn admitted(shard: &Rc<Shard>, a: Admitted, server: &str) -> Response {
+/// Answers an admitted request; `metered`: the message rate already took it.
+fn admitted(shard: &Rc<Shard>, a: Admitted, server: &str, metered: bool) -> Response {
     if shard.shutdown.is_cancelled() {
         return error_response(
             Some(&a.id),
             &ErrorObject::new(code::SHUTTING_DOWN, "server is shutting down"),
         );
     }
-    if let Err(why) = shard.gate.message(None, Instant::now) {
-        return Response::overload(Some(&a.id), &why);
+    if !metered {
+        if let Err(why) = shard.gate.message(None, Instant::now) {
+            return Response::overload(Some(&a.id), &why);
+        }
     }
     let Some(srv) = shard.servers.get(server).cloned() else {
         return error_response(

@@ -425,6 +425,18 @@ fn get(shard: &Rc<Shard>, s: &Rc<HttpSession>, last_event_id: Option<String>, re
 }
 
 fn post(shard: &Rc<Shard>, s: &Rc<HttpSession>, body: &mut [u8], reply: ReplyTo) {
+    if !s.legacy {
+        // Over a message rate the POST is refused before its body is parsed.
+        let shed = s.session.borrow_mut().shed(body);
+        if let Some((why, answer)) = shed {
+            let (answers_request, body) = match answer {
+                Some(b) => (true, b),
+                None => (false, rpc_error_body(&why.to_error())),
+            };
+            reply.send(shard, overload_reply(shard, &why, answers_request, body));
+            return;
+        }
+    }
     let batch_max = shard.config.limits.batch_messages_max;
     let frame = match jsonrpc::parse_frame(body, batch_max) {
         Ok(f) => f,
