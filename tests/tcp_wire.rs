@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-const DEMO_TOOLS: [&str; 13] = [
+const DEMO_TOOLS: [&str; 14] = [
     "echo",
     "add",
     "sleep_ms",
+    "compute",
     "long_task",
     "increment_counter",
     "toggle_extra_tool",

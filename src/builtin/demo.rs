@@ -1,4 +1,4 @@
-//! The `demo` server: echo, add, a non-blocking sleep, a long task with progress that honours
+//! The `demo` server: echo, add, a non-blocking sleep, a CPU-bound `compute`, a long task with progress that honours
 //! cancellation, the `demo://counter` resource with a tool that increments it and notifies
 //! subscribers on every shard, a resource template, prompts with arguments and completions,
 //! server-to-client requests (sampling, elicitation, roots), every content kind, and a tool
@@ -19,6 +19,8 @@ use std::time::Duration;
 pub const COUNTER_URI: &str = "demo://counter";
 /// Longest `sleep_ms` accepts.
 pub const SLEEP_MS_MAX: u64 = 600_000;
+/// Longest `compute` runs (microseconds): a handler holds its shard for that long.
+pub const COMPUTE_US_MAX: u64 = 1_000;
 /// Most steps `long_task` accepts.
 pub const LONG_TASK_STEPS_MAX: u64 = 10_000;
 
@@ -42,6 +44,25 @@ struct Shared {
 pub fn factory() -> ServerFactory {
     let shared = Arc::new(Shared::default());
     Arc::new(move || build(shared.clone()))
+}
+
+/// Runs rounds of integer mixing until `spent` has passed; answers how many it ran.
+fn compute_for(spent: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let (mut rounds, mut x) = (0u64, 0x9e37_79b9_7f4a_7c15u64);
+    loop {
+        for _ in 0..64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        rounds += 64;
+        if start.elapsed() >= spent {
+            // Keeps the arithmetic from being optimised away.
+            std::hint::black_box(x);
+            return rounds;
+        }
+    }
 }
 
 fn build(shared: Arc<Shared>) -> McpServer {
@@ -85,6 +106,19 @@ fn build(shared: Arc<Shared>) -> McpServer {
                 Ok(ToolOutput::text(format!("slept {ms} ms")))
             },
         ))
+        .tool(
+            Tool::new(
+                "compute",
+                "Keeps the shard's CPU busy for `us` microseconds, as a CPU-bound tool would (the `bombing` benchmark's work); returns the rounds of arithmetic it did.",
+                json!({"type":"object","properties":{"us":{"type":"integer","minimum":0,"maximum":COMPUTE_US_MAX}},"required":["us"]}),
+                |args, _ctx| async move {
+                    let us = arg_f64(&args, "us")? as u64;
+                    let rounds = compute_for(Duration::from_micros(us));
+                    Ok(ToolOutput::text(format!("{rounds} rounds in {us} us")))
+                },
+            )
+            .annotations(json!({"readOnlyHint": true, "openWorldHint": false})),
+        )
         .tool(Tool::new(
             "long_task",
             "Runs `steps` steps of `interval_ms` each, reporting progress; stops when cancelled.",
