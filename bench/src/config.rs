@@ -258,6 +258,13 @@ pub struct RunConfig {
     /// subscriber. `None`: connections call the tool.
     #[serde(default)]
     pub subscribe: Option<Subscribe>,
+    /// A connection whose handshake the server refuses with an overload answer (a
+    /// JSON-RPC error carrying `data.reason` or code -32001/-32005/-32006; over HTTP 429 or
+    /// 503) is counted as refused and never reopened: it leaves the run, and its share of
+    /// the open-loop schedule is not offered (counted as withdrawn, not as an error).
+    /// Off: it is counted as an error and reopened after a back-off, as any failure.
+    #[serde(default)]
+    pub drop_refused: bool,
 }
 
 /// Subscribe mode. After its handshake each connection sends `resources/subscribe` for
@@ -395,6 +402,7 @@ impl Default for RunConfig {
             command_line: None,
             worker_exe: None,
             subscribe: None,
+            drop_refused: false,
         }
     }
 }

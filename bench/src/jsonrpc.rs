@@ -50,9 +50,85 @@ struct ResultProbe {
     is_error: Option<bool>,
 }
 
+/// An object key, read only for whether it is `reason` (never copied).
+struct IsReason(bool);
+
+impl<'de> Deserialize<'de> for IsReason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IsReason;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<IsReason, E> {
+                Ok(IsReason(v == "reason"))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `error.data`, read only for whether it is an object with a `reason` member (any other
+/// value, or an object without one, is skipped without being built).
+struct HasReason(bool);
+
+impl<'de> Deserialize<'de> for HasReason {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = HasReason;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<HasReason, A::Error> {
+                let mut found = false;
+                // Bounded by the members of the object.
+                while let Some(k) = m.next_key::<IsReason>()? {
+                    found |= k.0;
+                    m.next_value::<IgnoredAny>()?;
+                }
+                Ok(HasReason(found))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut s: A) -> Result<HasReason, A::Error> {
+                // Bounded by the elements of the array.
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(HasReason(false))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<HasReason, E> {
+                Ok(HasReason(false))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<HasReason, E> {
+                Ok(HasReason(false))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<HasReason, E> {
+                Ok(HasReason(false))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<HasReason, E> {
+                Ok(HasReason(false))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<HasReason, E> {
+                Ok(HasReason(false))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<HasReason, E> {
+                Ok(HasReason(false))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Deserialize)]
 struct ErrorProbe {
     code: i64,
+    #[serde(default)]
+    data: Option<HasReason>,
+}
+
+impl ErrorProbe {
+    fn has_reason(&self) -> bool {
+        self.data.as_ref().is_some_and(|d| d.0)
+    }
 }
 
 #[derive(Deserialize)]
@@ -85,6 +161,9 @@ pub enum Reply {
         id: Option<RpcId>,
         /// `error.code`.
         code: i64,
+        /// `error.data.reason` is present: the server says which of its limits refused
+        /// (ringmcp's overload answers carry it).
+        reason: bool,
     },
     /// A notification or a server-to-client request (has `method`).
     Other,
@@ -114,6 +193,7 @@ pub fn classify(msg: &[u8]) -> Result<Reply, ReplyError> {
         }),
         (None, Some(e)) => Ok(Reply::Error {
             id: p.id,
+            reason: e.has_reason(),
             code: e.code,
         }),
         _ => Err(ReplyError::Invalid(
@@ -209,16 +289,41 @@ mod tests {
             classify(br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Unknown tool: nope"}}"#),
             Ok(Reply::Error {
                 id: Some(RpcId::Num(3)),
-                code: -32602
+                code: -32602,
+                reason: false
             })
         );
         assert_eq!(
             classify(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#),
             Ok(Reply::Error {
                 id: None,
-                code: -32700
+                code: -32700,
+                reason: false
             })
         );
+        // An overload refusal says why in data.reason; other data is not a reason.
+        assert_eq!(
+            classify(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"full","data":{"reason":"connections_per_shard","retryAfterMs":1000}}}"#),
+            Ok(Reply::Error {
+                id: None,
+                code: -32001,
+                reason: true
+            })
+        );
+        for data in [r#"{"timeoutMs":5}"#, "\"reason\"", "[1]"] {
+            let msg = format!(
+                r#"{{"jsonrpc":"2.0","id":4,"error":{{"code":-32008,"message":"x","data":{data}}}}}"#
+            );
+            assert_eq!(
+                classify(msg.as_bytes()),
+                Ok(Reply::Error {
+                    id: Some(RpcId::Num(4)),
+                    code: -32008,
+                    reason: false
+                }),
+                "{data}"
+            );
+        }
         assert_eq!(
             classify(br#"{"jsonrpc":"2.0","id":"abc","result":{}}"#),
             Ok(Reply::Result {

@@ -133,6 +133,12 @@ struct RunArgs {
     /// Subscribe mode: the trigger tool's arguments (a JSON object).
     #[arg(long, default_value = "{}")]
     trigger_arguments: String,
+    /// A connection whose handshake is refused with an overload answer (JSON-RPC error with
+    /// data.reason or code -32001/-32005/-32006; HTTP 429 or 503) is counted as refused and
+    /// not reopened; its share of the open-loop schedule is not offered. Default: it counts
+    /// as an error and is reopened after a back-off.
+    #[arg(long)]
+    drop_refused: bool,
     /// No progress bar.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -140,7 +146,7 @@ struct RunArgs {
 
 #[derive(Args)]
 struct ScenarioArgs {
-    /// baseline, flood, bombing, saturate, sweep, hold or all.
+    /// baseline, flood, flood-cap, bombing, saturate, sweep, hold or all.
     name: String,
     /// The ringmcp binary (default: `ringmcp` next to this binary, or RINGMCP_BIN).
     #[arg(long)]
@@ -157,6 +163,10 @@ struct ScenarioArgs {
     /// The server's --shards (default: every online core).
     #[arg(long)]
     shards: Option<usize>,
+    /// bombing: call `echo` (64 bytes of text) instead of `compute` (100 us of CPU per call),
+    /// so that the loopback transport, not the work, sets the capacity.
+    #[arg(long)]
+    bombing_echo: bool,
     /// No progress bars and no per-run reports (the scenario tables only).
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -206,6 +216,7 @@ fn peers(a: &PeersArgs) -> anyhow::Result<()> {
         shards: None,
         quiet: a.quiet,
         command_line: command_line.clone(),
+        bombing_echo: false,
     };
     let figs = run_peers(&o, &list)?;
     let text = render_peers_markdown(&figs, &command_line);
@@ -264,6 +275,7 @@ fn scenario(a: &ScenarioArgs) -> anyhow::Result<()> {
         shards: a.shards,
         quiet: a.quiet,
         command_line: ringmcp_bench::sys::shell_join(&std::env::args().collect::<Vec<_>>()),
+        bombing_echo: a.bombing_echo,
     };
     run_scenarios(&list, &o)?;
     Ok(())
@@ -342,6 +354,7 @@ fn config(a: &RunArgs) -> anyhow::Result<RunConfig> {
             &std::env::args().collect::<Vec<_>>(),
         )),
         worker_exe: None,
+        drop_refused: a.drop_refused,
         subscribe: match &a.subscribe {
             Some(uri) => Some(Subscribe {
                 uri: uri.clone(),

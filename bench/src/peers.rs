@@ -148,6 +148,13 @@ pub struct StartOptions {
     pub threads: Option<usize>,
     /// ringmcp's TCP port (it always listens on TCP too); default: the HTTP port + 1.
     pub ringmcp_tcp_port: Option<u16>,
+    /// ringmcp's admin listener port (/metrics, /health, /ready); default: an ephemeral
+    /// port, which [`PeerProcess::admin_addr`] then does not know.
+    pub ringmcp_admin_port: Option<u16>,
+    /// CPUs the started process may run on (its affinity mask, set between fork and exec);
+    /// default: wherever this process may run. ringmcp pins its shards round robin to the
+    /// CPUs of its mask, so `Some(vec![cpu])` with `--shards 1` runs its one shard there.
+    pub cpus: Option<Vec<usize>>,
     /// Appended to the peer's command line (e.g. `--stateless-json` for rmcp).
     pub extra_args: Vec<String>,
     /// The longest an installation (venv + pip, npm ci) may take.
@@ -164,6 +171,8 @@ impl Default for StartOptions {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             threads: None,
             ringmcp_tcp_port: None,
+            ringmcp_admin_port: None,
+            cpus: None,
             extra_args: Vec::new(),
             install_timeout: Duration::from_secs(900),
             ready_timeout: Duration::from_secs(30),
@@ -198,6 +207,7 @@ pub struct PeerProcess {
     child: Child,
     addr: SocketAddr,
     tcp_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     command_line: String,
     log: PathBuf,
     server_version: String,
@@ -228,6 +238,12 @@ impl PeerProcess {
     /// ringmcp's newline-delimited JSON-RPC TCP listener (None for the other peers).
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_addr
+    }
+
+    /// ringmcp's admin listener, when its port was given
+    /// ([`StartOptions::ringmcp_admin_port`]).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The command it was started with, for the report.
@@ -291,6 +307,7 @@ pub fn start_with(
         .map_err(|e| annotate(e, format!("cannot create {}", work_dir.display())))?;
     let addr = SocketAddr::new(opts.host, port);
     let mut tcp_addr = None;
+    let mut admin_addr = None;
     let mut cmd = match peer {
         Peer::Ringmcp => {
             let tcp_port = match opts.ringmcp_tcp_port {
@@ -302,16 +319,22 @@ pub fn start_with(
             let tcp = SocketAddr::new(opts.host, tcp_port);
             ensure_port_free(tcp)?;
             tcp_addr = Some(tcp);
+            let admin = SocketAddr::new(opts.host, opts.ringmcp_admin_port.unwrap_or(0));
+            if admin.port() != 0 {
+                ensure_port_free(admin)?;
+                admin_addr = Some(admin);
+            }
             let mut cmd = Command::new(existing(&opts.ringmcp_bin, "RINGMCP_BIN")?);
             cmd.arg("serve")
                 .arg("--listen")
                 .arg(tcp.to_string())
                 .arg("--http-listen")
                 .arg(addr.to_string())
-                // The admin listener binds without SO_REUSEPORT; an ephemeral port keeps a
-                // benchmark from colliding with a server already running on this host.
+                // The admin listener binds without SO_REUSEPORT; an ephemeral port (unless
+                // one is given) keeps a benchmark from colliding with a server already
+                // running on this host.
                 .arg("--admin-listen")
-                .arg(SocketAddr::new(opts.host, 0).to_string())
+                .arg(admin.to_string())
                 // The peers have no such gate; a host short of the configured connection
                 // target still runs the comparison (the check is logged as warnings).
                 .arg("--allow-unready-host");
@@ -360,6 +383,9 @@ pub fn start_with(
     };
     cmd.args(&opts.extra_args);
     ensure_port_free(addr)?;
+    if let Some(cpus) = &opts.cpus {
+        pin_to(&mut cmd, cpus)?;
+    }
 
     let log = work_dir.join(format!("{}-{port}.log", peer.name()));
     let file = File::create(&log).map_err(|e| annotate(e, format!("{}", log.display())))?;
@@ -375,12 +401,44 @@ pub fn start_with(
         child,
         addr,
         tcp_addr,
+        admin_addr,
         command_line,
         log,
         server_version: String::new(),
     };
     process.server_version = wait_ready(&mut process, opts.ready_timeout)?;
     Ok(process)
+}
+
+/// Makes `cmd` start with the affinity mask `cpus` (sched_setaffinity between fork and
+/// exec: no `taskset` needed). Fails on an empty list or a CPU the mask cannot hold.
+fn pin_to(cmd: &mut Command, cpus: &[usize]) -> io::Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let bits = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    if cpus.is_empty() || cpus.iter().any(|&c| c >= bits) {
+        return Err(other(format!(
+            "cannot pin to CPUs {cpus:?}: need 1 or more CPUs below {bits}"
+        )));
+    }
+    // Built before the fork: the hook only makes the system call.
+    // SAFETY: cpu_set_t is plain data, all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        // SAFETY: c < the set's size in bits (checked above).
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: the hook runs in the child between fork and exec and only calls
+    // sched_setaffinity (async-signal-safe) on a set built before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    Ok(())
 }
 
 /// Installs what `peer` needs into `work_dir` without starting it (a no-op for ringmcp and
@@ -1018,6 +1076,26 @@ fn annotate(e: io::Error, context: String) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_started_process_runs_on_the_cpus_given() {
+        let cpu = *crate::sys::allowed_cpus().last().unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("10");
+        pin_to(&mut cmd, &[cpu]).unwrap();
+        let mut child = cmd.spawn().unwrap();
+        let status = fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let allowed = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim();
+        assert_eq!(allowed, cpu.to_string());
+        assert!(pin_to(&mut Command::new("true"), &[]).is_err());
+        assert!(pin_to(&mut Command::new("true"), &[1 << 20]).is_err());
+    }
 
     fn response(raw: &str) -> Option<HttpResponse> {
         parse_response(raw.as_bytes(), false).expect("parses")

@@ -671,6 +671,7 @@ mod tests {
             run_commands: Vec::new(),
             rows,
             notes: Vec::new(),
+            accounting: Vec::new(),
         }
     }
 
@@ -710,15 +711,31 @@ mod tests {
                 Scenario::Bombing,
                 Transport::Tcp,
                 vec![
-                    row("second 1", Phase::Step, 20, Some(200_000.0), 2_000),
-                    row("whole bombing", Phase::Run, 20, Some(200_000.0), 2_200),
+                    // The references: the measured capacity (closed loop) and the
+                    // unloaded latency at the baseline's rate; neither is plotted.
                     row(
-                        "recovery, 25 x 100/s",
-                        Phase::Recovery,
+                        "capacity: closed loop, 20 x 64 in flight",
+                        Phase::Reference,
+                        20,
+                        None,
+                        900,
+                    ),
+                    row(
+                        "unloaded: 25 x 100/s",
+                        Phase::Reference,
                         25,
                         Some(2_500.0),
-                        110,
+                        90,
                     ),
+                    row("second 1", Phase::Step, 20, Some(200_000.0), 2_000),
+                    row(
+                        "whole bombing (2 s)",
+                        Phase::Run,
+                        20,
+                        Some(200_000.0),
+                        2_200,
+                    ),
+                    row("recovery 1", Phase::Recovery, 20, Some(2_500.0), 110),
                 ],
             ),
             summary(
@@ -792,7 +809,7 @@ mod tests {
             [(10_000.0, 0.15), (50_000.0, 0.4)]
         );
         let loose = find(&c, "TCP baseline, bombing p99");
-        // Baseline and the whole bombing; not its seconds nor its recovery.
+        // Baseline and the whole bombing; not its seconds, its recovery nor its references.
         assert_eq!(loose.points, [(2_500.0, 0.48), (200_000.0, 8.8)]);
         assert_eq!(loose.stroke, Stroke::Points);
         assert_eq!(

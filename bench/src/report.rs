@@ -67,6 +67,14 @@ pub struct StepReport {
     pub duration_s: f64,
     /// Requests sent.
     pub sent: u64,
+    /// Open loop: requests intended in the step and never sent by the end of the run
+    /// (also in `errors` as incomplete-at-end). `sent + unsent` is what the step offered.
+    #[serde(default)]
+    pub unsent: u64,
+    /// Open loop: requests intended for connections given up after an overload refusal
+    /// (`--drop-refused`): not offered.
+    #[serde(default)]
+    pub withdrawn: u64,
     /// OK responses to the step's requests (whenever they arrived).
     pub ok: u64,
     /// OK responses that arrived during the step (to requests of any step).
@@ -77,6 +85,10 @@ pub struct StepReport {
     pub latency: Latency,
     /// Errors by kind.
     pub errors: BTreeMap<String, u64>,
+    /// How the step's requests that were not OK ended, by kind: error answers and losses
+    /// (no connection-level errors). `sent + unsent = ok + the sum of these`.
+    #[serde(default)]
+    pub request_errors: BTreeMap<String, u64>,
     /// The step's latency histogram, HdrHistogram V2 deflate base64.
     pub histogram: String,
 }
@@ -94,6 +106,10 @@ pub struct ConnReport {
     pub closed_by_peer: u64,
     /// Closed by us after a request timeout.
     pub timed_out: u64,
+    /// Attempts whose handshake the server refused with an overload answer, by answer
+    /// (also counted in `failed`).
+    #[serde(default)]
+    pub refused: BTreeMap<String, u64>,
     /// Most open at once (sum of the workers' peaks).
     pub peak_open: u64,
     /// Connect + handshake time.
@@ -336,9 +352,21 @@ impl RunReport {
         };
         let _ = writeln!(o, "  errors      {errors}");
         let c = &self.conns;
+        let refused = if c.refused.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (refused: {})",
+                c.refused
+                    .iter()
+                    .map(|(k, v)| format!("{k} {}", group(*v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         let _ = writeln!(
             o,
-            "  connections {} target, {} made, {} failed, {} closed by server, {} timed out, peak {} open; handshake p50 {} p99 {}",
+            "  connections {} target, {} made, {} failed{refused}, {} closed by server, {} timed out, peak {} open; handshake p50 {} p99 {}",
             group(c.target as u64),
             group(c.made),
             group(c.failed),
@@ -348,6 +376,36 @@ impl RunReport {
             us(c.handshake.p50_us),
             us(c.handshake.p99_us)
         );
+        if self.mode != "subscribe" && self.mode != "closed-loop" {
+            let unsent: u64 = self.steps.iter().map(|s| s.unsent).sum();
+            let withdrawn: u64 = self.steps.iter().map(|s| s.withdrawn).sum();
+            let mut answers = 0;
+            let mut lost = 0;
+            for s in &self.steps {
+                for (k, v) in &s.request_errors {
+                    if crate::stats::label_is_answer(k) {
+                        answers += v;
+                    } else {
+                        lost += v;
+                    }
+                }
+            }
+            let _ = writeln!(
+                o,
+                "  requests    {} offered = {} sent + {} never sent; {} OK, {} error answers, {} lost (timeout, closed, never answered or sent){}",
+                group(self.sent + unsent),
+                group(self.sent),
+                group(unsent),
+                group(self.ok),
+                group(answers),
+                group(lost),
+                if withdrawn > 0 {
+                    format!("; {} withdrawn with refused connections", group(withdrawn))
+                } else {
+                    String::new()
+                }
+            );
+        }
         if let Some(s) = &self.server {
             let rss =
                 |v: Option<u64>| v.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));

@@ -709,11 +709,14 @@ fn build_report(
                 start_s: (seg.start_ns - measure_start) as f64 / 1e9,
                 duration_s: d,
                 sent: st.sent,
+                unsent: st.unsent,
+                withdrawn: st.withdrawn,
                 ok: st.ok,
                 ok_arrived: st.ok_arrived,
                 throughput_ok_per_s: st.ok_arrived as f64 / d.max(1e-9),
                 latency: Latency::of(&st.latency),
                 errors: st.errors.labelled(),
+                request_errors: st.requests.labelled(),
                 histogram: hgrm::encode(&st.latency).unwrap_or_default(),
             }
         })
@@ -803,6 +806,7 @@ fn build_report(
             failed: stats.conns.failed,
             closed_by_peer: stats.conns.closed_by_peer,
             timed_out: stats.conns.timed_out,
+            refused: stats.conns.refused.clone(),
             peak_open: stats.conns.peak_open,
             handshake: Latency::of(&stats.handshake),
             loops: stats.conns.loops,

@@ -4,9 +4,23 @@
 //! * `baseline`: 25 connections x 100 msg/s open loop (2,500/s) of `tools/call echo`.
 //! * `flood`: connections ramp up in steps (5 .. 10,000, as far as the server's open-file
 //!   limit allows), 50 msg/s each, then back down; latency per step and recovery.
-//! * `bombing`: 20 connections each offering 10,000 msg/s (200,000/s aggregate), reported
-//!   second by second (rate, latency, errors, server RSS), then a recovery step at the
-//!   baseline rate.
+//! * `flood-cap`: a server started with `limits.connections_per_shard_max` =
+//!   [`FLOOD_CAP_PER_SHARD`] gets [`FLOOD_CAP_OVER`] times the connections it may hold,
+//!   each offering [`FLOOD_CAP_PER_CONN`] msg/s open loop; refused connections are counted
+//!   by answer and never reopened (`RunConfig::drop_refused`), and the admitted ones must
+//!   see no error. The server's own count of refusals is read from its /metrics.
+//! * `bombing`: overload at twice one shard's measured capacity. The server runs one
+//!   shard pinned to the last allowed CPU and the generator the others (shared when there
+//!   is one). Server A, with no message rate limit, measures the capacity C (closed loop,
+//!   [`BOMBING_CONNS`] connections, [`BOMBING_CAPACITY_PIPELINE`] in flight each);
+//!   server B admits [`BOMBING_ADMIT_FRACTION`] x C per second; against B, the unloaded
+//!   latency (25 x 100/s), then one run of one-second steps at [`BOMBING_OVERLOAD`] x C
+//!   followed by [`BOMBING_RECOVERY_STEPS`] one-second recovery steps at
+//!   [`BOMBING_RECOVERY_RATE`] on the same connections. The summary accounts for every
+//!   request of the overload ([`Accounting`]: OK, overload answers by code, other
+//!   answers, missing) and states its verdicts: offered / capacity, missing, admitted p99
+//!   / unloaded p99, RSS peak against a bound derived from the server's limits, and the
+//!   first recovery second's p99.
 //! * `saturate`: closed loop at 1, 16, 64 and 256 connections, then 64 connections with
 //!   [`SATURATE_PIPELINE`] requests in flight each: throughput, latency and OK responses per
 //!   server CPU-second.
@@ -22,7 +36,8 @@
 
 use crate::config::{echo_arguments, RunConfig, Step, Subscribe, Target, Transport};
 use crate::peers::{self, Peer, PeerProcess, StartOptions};
-use crate::report::{group, us, RunReport};
+use crate::report::{group, us, RunReport, StepReport};
+use crate::stats::{label_is_answer, label_is_overload};
 use crate::sys::{self, Machine};
 use crate::{hgrm, run};
 use serde::{Deserialize, Serialize};
@@ -44,10 +59,47 @@ pub const FLOOD_PER_CONN: f64 = 50.0;
 pub const BASELINE_CONNS: usize = 25;
 /// Baseline aggregate rate (msg/s).
 pub const BASELINE_RATE: f64 = 2_500.0;
-/// Bombing: connections and per-connection offered rate.
+/// Bombing: connections of the capacity run and of the bombing.
 pub const BOMBING_CONNS: usize = 20;
-/// Bombing per-connection offered rate (msg/s).
-pub const BOMBING_PER_CONN: f64 = 10_000.0;
+/// Bombing: the tool every request calls, and its arguments. `compute` keeps the shard's
+/// CPU busy for `us` microseconds, so the work of a call, not the loopback transport, sets
+/// the capacity: with `echo` one shard answers about 340K/s pipelined on this 2-core box,
+/// and a generator on the other core cannot write twice that without its own send lag
+/// (milliseconds) swamping the latencies the scenario is there to judge.
+pub const BOMBING_TOOL: &str = "compute";
+/// Bombing: microseconds of CPU per call (the `us` argument of [`BOMBING_TOOL`]).
+pub const BOMBING_TOOL_US: u64 = 100;
+/// Bombing: the share of the measured capacity the bombed server admits
+/// (`limits.messages_per_shard_per_s` = round(this x capacity), burst
+/// [`BOMBING_BURST_MS`] worth of
+/// that). The operator's rule of thumb (docs/operations.md) is to admit about half of the
+/// measured capacity, so that a shard keeps CPU to refuse the rest quickly.
+pub const BOMBING_ADMIT_FRACTION: f64 = 0.5;
+/// Bombing: the shard's burst, in milliseconds of its admitted rate. A burst is work that
+/// queues at once: a long one is latency for every request behind it.
+pub const BOMBING_BURST_MS: u64 = 10;
+/// Bombing: the offered rate as a multiple of the measured capacity.
+pub const BOMBING_OVERLOAD: f64 = 2.0;
+/// Bombing: requests in flight per connection in the capacity run (closed loop).
+pub const BOMBING_CAPACITY_PIPELINE: u32 = 64;
+/// Bombing: requests a connection may have in flight while bombing, so that the window
+/// is not what limits the offered rate (the server's default
+/// `limits.session_in_flight_requests_max` is 256 too).
+pub const BOMBING_PIPELINE: u32 = 256;
+/// Bombing: one-second steps right after the overload, in the same run and over the same
+/// connections, at [`BOMBING_RECOVERY_RATE`].
+pub const BOMBING_RECOVERY_STEPS: usize = 3;
+/// Bombing: the recovery steps' aggregate rate (the seed's baseline rate, msg/s).
+pub const BOMBING_RECOVERY_RATE: f64 = 2_500.0;
+/// Bombing: the target for admitted requests, p99 under overload / unloaded p99.
+pub const BOMBING_P99_RATIO_MAX: f64 = 10.0;
+/// flood-cap: the server's `limits.connections_per_shard_max`.
+pub const FLOOD_CAP_PER_SHARD: usize = 500;
+/// flood-cap: connections opened, as a multiple of what the server admits
+/// ([`FLOOD_CAP_PER_SHARD`] x shards).
+pub const FLOOD_CAP_OVER: usize = 3;
+/// flood-cap: each connection's open-loop rate (msg/s).
+pub const FLOOD_CAP_PER_CONN: f64 = 20.0;
 /// Saturate: closed-loop connection counts.
 pub const SATURATE_CONNS: [usize; 4] = [1, 16, 64, 256];
 /// Saturate, pipelined: requests in flight per connection. Chosen among 8, 16 and 32 as
@@ -81,7 +133,9 @@ pub enum Scenario {
     Baseline,
     /// Connection ramp at 50 msg/s each.
     Flood,
-    /// 200,000 msg/s offered over 20 connections.
+    /// Three times `limits.connections_per_shard_max` connections at 20 msg/s each.
+    FloodCap,
+    /// Twice the measured capacity of one shard, offered over 20 connections.
     Bombing,
     /// Closed loop at 1, 16, 64, 256 connections, then pipelined at 64.
     Saturate,
@@ -93,12 +147,13 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order `all` runs them.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Baseline,
         Scenario::Saturate,
         Scenario::Sweep,
         Scenario::Bombing,
         Scenario::Flood,
+        Scenario::FloodCap,
         Scenario::Hold,
     ];
 
@@ -107,6 +162,7 @@ impl Scenario {
         match self {
             Scenario::Baseline => "baseline",
             Scenario::Flood => "flood",
+            Scenario::FloodCap => "flood-cap",
             Scenario::Bombing => "bombing",
             Scenario::Saturate => "saturate",
             Scenario::Sweep => "sweep",
@@ -125,7 +181,7 @@ impl Scenario {
             .map(|x| vec![x])
             .ok_or_else(|| {
                 format!(
-                    "unknown scenario {s:?}; one of baseline, flood, bombing, saturate, sweep, hold, all"
+                    "unknown scenario {s:?}; one of baseline, flood, flood-cap, bombing, saturate, sweep, hold, all"
                 )
             })
     }
@@ -148,6 +204,8 @@ pub struct ScenarioOptions {
     pub quiet: bool,
     /// The command line that asked for the scenarios (for the report).
     pub command_line: String,
+    /// `bombing` calls `echo` instead of [`BOMBING_TOOL`].
+    pub bombing_echo: bool,
 }
 
 /// What a row stands for, so that the plots can pick their points without reading labels.
@@ -162,6 +220,9 @@ pub enum Phase {
     Step,
     /// A run or step after an overload, showing how the server recovers.
     Recovery,
+    /// A run other rows are judged against: `bombing`'s measured capacity and unloaded
+    /// latency.
+    Reference,
 }
 
 fn pipeline_one() -> u32 {
@@ -263,8 +324,69 @@ pub struct ScenarioSummary {
     pub run_commands: Vec<String>,
     /// The table.
     pub rows: Vec<Row>,
-    /// Remarks (limits met, parts left out).
+    /// Remarks (limits met, parts left out) and verdicts.
     pub notes: Vec<String>,
+    /// Where every request of the overload went (`bombing`, `flood-cap`).
+    #[serde(default)]
+    pub accounting: Vec<Accounting>,
+}
+
+/// Where every request of some steps went: offered, OK, refused with an overload answer,
+/// failed with another answer, or missing (no answer at all). The figures come from the
+/// generator's counts; `missing` is what the offer leaves once every answer is taken away,
+/// and `unaccounted` is the part of it that no loss counter explains (a generator bug if
+/// ever nonzero).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Accounting {
+    /// The steps it covers.
+    pub label: String,
+    /// Their length, seconds.
+    pub duration_s: f64,
+    /// Requests the open-loop schedule intended for the connections in the run: `sent`
+    /// plus those still owed at its end.
+    pub offered: u64,
+    /// Requests written.
+    pub sent: u64,
+    /// OK responses.
+    pub ok: u64,
+    /// Overload answers by kind (JSON-RPC -32005, -32006, -32001; HTTP 429, 503).
+    pub overload: BTreeMap<String, u64>,
+    /// Other error answers by kind.
+    pub other_errors: BTreeMap<String, u64>,
+    /// `offered - ok - overload - other errors`: requests with no answer.
+    pub missing: u64,
+    /// Of those, by what the generator saw: timeout, incomplete-at-end (never answered
+    /// or never sent by the end), closed-by-peer, ...
+    pub missing_by_kind: BTreeMap<String, u64>,
+    /// `missing` minus the kinds above (0 when every request is accounted for; negative
+    /// would mean a request counted twice).
+    pub unaccounted: i64,
+    /// Requests of connections given up after an overload refusal: never offered.
+    pub withdrawn: u64,
+    /// Errors in those steps that are not requests (failed connects, refused handshakes).
+    pub connection_errors: BTreeMap<String, u64>,
+    /// Connections, when the steps push past a connection limit.
+    pub connections: Option<ConnAccounting>,
+}
+
+/// What became of the connections of a run that pushes past a connection limit.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnAccounting {
+    /// Connections the run opened (one per place in the schedule).
+    pub asked: u64,
+    /// Attempts: connections made plus attempts that failed.
+    pub attempts: u64,
+    /// Connections that completed the handshake (reconnects included).
+    pub admitted: u64,
+    /// Attempts refused with an overload answer, by answer.
+    pub refused: BTreeMap<String, u64>,
+    /// Attempts that failed otherwise (connect errors, timeouts, closed before an answer).
+    pub failed_other: u64,
+    /// The server's own count of the refusals (`ringmcp_rejections_total` for the
+    /// limit's reason, from /metrics after the run), if read.
+    pub server_rejections: Option<u64>,
+    /// The reason that count is for.
+    pub server_reason: String,
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
@@ -273,19 +395,40 @@ fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// How a scenario starts its server (beyond the free ports).
+#[derive(Clone, Debug, Default)]
+struct ServerSpec {
+    /// `--shards` (default: the scenario's `--shards`, else every online core).
+    shards: Option<usize>,
+    /// Its affinity mask (default: this process's).
+    cpus: Option<Vec<usize>>,
+    /// `--set KEY=VALUE` pairs, in order.
+    sets: Vec<(String, String)>,
+    /// Listen for /metrics on a port of its own, known to [`PeerProcess::admin_addr`].
+    admin: bool,
+}
+
 /// Starts a ringmcp server on free ports.
-fn start_server(o: &ScenarioOptions) -> anyhow::Result<PeerProcess> {
+fn start_server(o: &ScenarioOptions, spec: &ServerSpec) -> anyhow::Result<PeerProcess> {
     let mut last = None;
     for _ in 0..5 {
         let http = free_port()?;
         let tcp = free_port()?;
-        if http == tcp {
+        let admin = if spec.admin { Some(free_port()?) } else { None };
+        if http == tcp || admin == Some(http) || admin == Some(tcp) {
             continue;
         }
         let opts = StartOptions {
             ringmcp_bin: o.server_bin.clone(),
-            threads: Some(o.shards.unwrap_or_else(sys::online_cpus)),
+            threads: Some(spec.shards.or(o.shards).unwrap_or_else(sys::online_cpus)),
             ringmcp_tcp_port: Some(tcp),
+            ringmcp_admin_port: admin,
+            cpus: spec.cpus.clone(),
+            extra_args: spec
+                .sets
+                .iter()
+                .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")])
+                .collect(),
             ..StartOptions::default()
         };
         match peers::start_with(Peer::Ringmcp, http, &o.out_dir.join("servers"), &opts) {
@@ -358,6 +501,17 @@ pub fn run_command(cfg: &RunConfig) -> String {
             a.push("-r".into());
             a.push(r.to_string());
         }
+    }
+    if cfg.threads > 0 {
+        a.push("--threads".into());
+        a.push(cfg.threads.to_string());
+    }
+    if !cfg.cpus.is_empty() {
+        a.push("--cpus".into());
+        a.push(cpu_list(&cfg.cpus));
+    }
+    if cfg.drop_refused {
+        a.push("--drop-refused".into());
     }
     for p in &cfg.server_pids {
         a.push("--server-pid".into());
@@ -466,6 +620,56 @@ impl Measured {
             .collect()
     }
 
+    /// One row for steps `range` merged (latency from their merged histograms; no server
+    /// CPU time, which is read for the whole run only).
+    fn merged_row(&self, label: String, range: std::ops::Range<usize>) -> Row {
+        let r = &self.report;
+        let end = range.end.min(r.steps.len());
+        let steps = &r.steps[range.start.min(end)..end];
+        let mut h = hgrm::new_histogram();
+        let mut errors = BTreeMap::new();
+        for s in steps {
+            if let Ok(x) = hgrm::decode(&s.histogram) {
+                // Same bounds on both sides (hgrm::new_histogram), so this cannot fail.
+                let _ = h.add(&x);
+            }
+            for (k, v) in &s.errors {
+                *errors.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        let dur: f64 = steps.iter().map(|s| s.duration_s).sum();
+        let l = crate::report::Latency::of(&h);
+        let (from, to) = match (steps.first(), steps.last()) {
+            (Some(a), Some(b)) => (a.start_s, b.start_s + b.duration_s),
+            _ => (0.0, 0.0),
+        };
+        Row {
+            label,
+            phase: Phase::Run,
+            connections: steps.iter().map(|s| s.connections).max().unwrap_or(0),
+            pipeline: r.pipeline,
+            peak_open: Some(r.conns.peak_open),
+            offered_per_s: steps
+                .iter()
+                .map(|s| s.rate.map(|x| x * s.duration_s))
+                .sum::<Option<f64>>()
+                .map(|n| n / dur.max(1e-9)),
+            ok_per_s: steps.iter().map(|s| s.ok_arrived).sum::<u64>() as f64 / dur.max(1e-9),
+            p50_us: l.p50_us,
+            p95_us: if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(0.95)
+            },
+            p99_us: l.p99_us,
+            max_us: l.max_us,
+            errors,
+            server_rss_kib: self.rss_max(from, to),
+            json: self.json.clone(),
+            ..Row::default()
+        }
+    }
+
     /// One row for the whole run (with the server's CPU time).
     fn whole_row(&self, label: String) -> Row {
         let r = &self.report;
@@ -546,29 +750,24 @@ fn ms(base_ms: f64, scale: f64, min_ms: u64) -> u64 {
     ((base_ms * scale).round() as u64).max(min_ms)
 }
 
-fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> {
-    let server = start_server(o)?;
-    let pid = server.pid();
-    let target = target_of(&server, o.transport)?;
-    let server_nofile = process_nofile(pid).unwrap_or(1024) as usize;
-    let server_cap = server_nofile.saturating_sub(FD_RESERVE);
-    let mut notes = Vec::new();
-    let mut rows = Vec::new();
-    let mut run_commands = Vec::new();
-    let prefix = format!("{}-{}", s.name(), o.transport.scheme());
-    let base = RunConfig {
-        target,
-        warmup_ms: 1_000,
-        server_pids: vec![pid],
-        progress: !o.quiet,
-        arguments: echo_arguments(64),
-        ..RunConfig::default()
-    };
-    let mut measure = |tag: &str, cfg: RunConfig| -> anyhow::Result<Measured> {
+/// Writes what each load run of a scenario measured (its JSON report and per-step .hgrm)
+/// and keeps the equivalent `ringmcp-load run` command lines.
+struct Recorder<'a> {
+    o: &'a ScenarioOptions,
+    prefix: String,
+    run_commands: Vec<String>,
+}
+
+impl Recorder<'_> {
+    /// Runs `cfg` against the server `pid` (sampling its RSS), writes its report as
+    /// `<scenario>-<transport>-<tag>.json`, and answers it.
+    fn measure(&mut self, pid: u32, tag: &str, cfg: RunConfig) -> anyhow::Result<Measured> {
+        let o = self.o;
+        let prefix = &self.prefix;
         let mut cfg = cfg;
         let cmd = run_command(&cfg);
         cfg.command_line = Some(format!("{}  [{tag}: {cmd}]", o.command_line));
-        run_commands.push(cmd);
+        self.run_commands.push(cmd);
         let sampler = RssSampler::start(pid);
         let res = run(&cfg);
         let rss = sampler.finish();
@@ -591,7 +790,65 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
             }
         }
         Ok(Measured { report, rss, json })
+    }
+}
+
+/// What a scenario's runner hands back for its summary.
+struct Outcome {
+    server_command: String,
+    server_version: String,
+    rows: Vec<Row>,
+    notes: Vec<String>,
+    accounting: Vec<Accounting>,
+}
+
+fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> {
+    let started_at_unix_s = unix_now();
+    let mut rec = Recorder {
+        o,
+        prefix: format!("{}-{}", s.name(), o.transport.scheme()),
+        run_commands: Vec::new(),
     };
+    let out = match s {
+        Scenario::Bombing => run_bombing(o, &mut rec)?,
+        Scenario::FloodCap => run_flood_cap(o, &mut rec)?,
+        _ => run_seed(s, o, &mut rec)?,
+    };
+    Ok(ScenarioSummary {
+        scenario: s,
+        transport: o.transport,
+        scale: o.scale,
+        started_at_unix_s,
+        machine: Machine::read(),
+        commit: git_commit(),
+        command_line: o.command_line.clone(),
+        server_command: out.server_command,
+        server_version: out.server_version,
+        run_commands: rec.run_commands,
+        rows: out.rows,
+        notes: out.notes,
+        accounting: out.accounting,
+    })
+}
+
+/// The scenarios that run against one ringmcp server with its default limits.
+fn run_seed(s: Scenario, o: &ScenarioOptions, rec: &mut Recorder) -> anyhow::Result<Outcome> {
+    let server = start_server(o, &ServerSpec::default())?;
+    let pid = server.pid();
+    let target = target_of(&server, o.transport)?;
+    let server_nofile = process_nofile(pid).unwrap_or(1024) as usize;
+    let server_cap = server_nofile.saturating_sub(FD_RESERVE);
+    let mut notes = Vec::new();
+    let mut rows = Vec::new();
+    let base = RunConfig {
+        target,
+        warmup_ms: 1_000,
+        server_pids: vec![pid],
+        progress: !o.quiet,
+        arguments: echo_arguments(64),
+        ..RunConfig::default()
+    };
+    let mut measure = |tag: &str, cfg: RunConfig| rec.measure(pid, tag, cfg);
     match s {
         Scenario::Baseline => {
             let m = measure(
@@ -680,45 +937,8 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
             }
             notes.push("the ramp's open-loop requests that the server could not absorb queue in the generator (latency counts from their intended send time; those never answered by the end of the ramp count as incomplete-at-end); the recovery steps run from a fresh generator right after the ramp".into());
         }
-        Scenario::Bombing => {
-            let secs = ((20.0 * o.scale).round() as usize).clamp(2, 60);
-            let steps: Vec<Step> = (0..secs)
-                .map(|_| Step {
-                    connections: BOMBING_CONNS,
-                    duration_ms: 1_000,
-                    rate: Some(BOMBING_CONNS as f64 * BOMBING_PER_CONN),
-                })
-                .collect();
-            let m = measure(
-                "run",
-                RunConfig {
-                    connections: BOMBING_CONNS,
-                    steps,
-                    pipeline: 64,
-                    timeout_ms: 10_000,
-                    ..base.clone()
-                },
-            )?;
-            rows.extend(m.step_rows(Phase::Step, |i| format!("second {}", i + 1)));
-            rows.push(m.whole_row("whole bombing".into()));
-            // Recovery: a fresh generator at the baseline's load right after, so requests
-            // the bombing left queued in the generator do not count against the server.
-            let r = measure(
-                "recovery",
-                RunConfig {
-                    connections: BASELINE_CONNS,
-                    rate: Some(BASELINE_RATE),
-                    duration_ms: ms(10_000.0, o.scale, 2_000),
-                    warmup_ms: 0,
-                    ..base.clone()
-                },
-            )?;
-            let mut row = r.whole_row("recovery, 25 x 100/s".into());
-            row.phase = Phase::Recovery;
-            rows.push(row);
-            notes.push(
-                "each bombing connection keeps up to 64 requests in flight (pipeline 64); latency counts from each request's intended send time, so what the server cannot absorb shows as latency (and, at the end, as incomplete-at-end); the recovery row is a fresh generator at the baseline's 2,500/s started right after".into(),
-            );
+        Scenario::Bombing | Scenario::FloodCap => {
+            anyhow::bail!("{} has a runner of its own", s.name())
         }
         Scenario::Saturate => {
             for &c in &SATURATE_CONNS {
@@ -881,20 +1101,608 @@ fn run_one(s: Scenario, o: &ScenarioOptions) -> anyhow::Result<ScenarioSummary> 
             ));
         }
     }
-    Ok(ScenarioSummary {
-        scenario: s,
-        transport: o.transport,
-        scale: o.scale,
-        started_at_unix_s: unix_now(),
-        machine: Machine::read(),
-        commit: git_commit(),
-        command_line: o.command_line.clone(),
+    Ok(Outcome {
         server_command: server.command_line().to_string(),
         server_version: server.server_version().to_string(),
-        run_commands,
         rows,
         notes,
+        accounting: Vec::new(),
     })
+}
+
+/// The limits a ringmcp binary starts with, as its own `ringmcp config --print-default`
+/// states them (nothing copied into this crate): what the bombing's RSS bound and its
+/// per-connection rate are derived from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// `limits.outbound_queue_bytes_max`.
+    pub outbound_queue_bytes_max: u64,
+    /// `limits.max_message_bytes`.
+    pub max_message_bytes: u64,
+    /// `limits.messages_per_connection_per_s`.
+    pub messages_per_connection_per_s: u64,
+    /// `limits.messages_per_connection_burst`.
+    pub messages_per_connection_burst: u64,
+}
+
+impl ServerLimits {
+    /// Reads them from a configuration's TOML text.
+    pub fn parse(text: &str) -> anyhow::Result<ServerLimits> {
+        let t: toml::Table = text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("the default configuration is not TOML: {e}"))?;
+        let limits = t
+            .get("limits")
+            .and_then(|v| v.as_table())
+            .ok_or_else(|| anyhow::anyhow!("the default configuration has no [limits]"))?;
+        let get = |k: &str| -> anyhow::Result<u64> {
+            limits
+                .get(k)
+                .and_then(|v| v.as_integer())
+                .and_then(|i| u64::try_from(i).ok())
+                .ok_or_else(|| anyhow::anyhow!("limits.{k} is missing or not a count"))
+        };
+        Ok(ServerLimits {
+            outbound_queue_bytes_max: get("outbound_queue_bytes_max")?,
+            max_message_bytes: get("max_message_bytes")?,
+            messages_per_connection_per_s: get("messages_per_connection_per_s")?,
+            messages_per_connection_burst: get("messages_per_connection_burst")?,
+        })
+    }
+
+    /// Asks `bin config --print-default`.
+    pub fn of(bin: &std::path::Path) -> anyhow::Result<ServerLimits> {
+        let out = std::process::Command::new(bin)
+            .args(["config", "--print-default"])
+            .output()
+            .map_err(|e| anyhow::anyhow!("{} config --print-default: {e}", bin.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{} config --print-default: {}",
+            bin.display(),
+            out.status
+        );
+        ServerLimits::parse(&String::from_utf8_lossy(&out.stdout))
+    }
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text exposition (every label
+/// given must match; the sample may carry more).
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (inside, value) = rest.split_once('}')?;
+        let have: Vec<(&str, &str)> = inside
+            .split(',')
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.trim(), v.trim().strip_prefix('"')?.strip_suffix('"')?))
+            })
+            .collect();
+        if !labels.iter().all(|l| have.contains(l)) {
+            return None;
+        }
+        let v: f64 = value.split_whitespace().next()?.parse().ok()?;
+        (v.is_finite() && v >= 0.0).then_some(v as u64)
+    })
+}
+
+/// GET /metrics of an admin listener: the body, or `None` when it cannot be read.
+fn scrape_metrics(addr: std::net::SocketAddr) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.take(16 << 20).read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// Where the requests of `steps` went (see [`Accounting`]).
+pub fn account(
+    label: String,
+    steps: &[StepReport],
+    connections: Option<ConnAccounting>,
+) -> Accounting {
+    let mut a = Accounting {
+        label,
+        connections,
+        ..Accounting::default()
+    };
+    for s in steps {
+        a.duration_s += s.duration_s;
+        a.offered += s.sent + s.unsent;
+        a.sent += s.sent;
+        a.ok += s.ok;
+        a.withdrawn += s.withdrawn;
+        for (k, v) in &s.request_errors {
+            let into = if label_is_overload(k) {
+                &mut a.overload
+            } else if label_is_answer(k) {
+                &mut a.other_errors
+            } else {
+                &mut a.missing_by_kind
+            };
+            *into.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &s.errors {
+            let of_requests = s.request_errors.get(k).copied().unwrap_or(0);
+            if *v > of_requests {
+                *a.connection_errors.entry(k.clone()).or_insert(0) += v - of_requests;
+            }
+        }
+    }
+    let answered = a.ok + a.overload.values().sum::<u64>() + a.other_errors.values().sum::<u64>();
+    a.missing = a.offered.saturating_sub(answered);
+    a.unaccounted =
+        a.offered as i64 - answered as i64 - a.missing_by_kind.values().sum::<u64>() as i64;
+    a
+}
+
+/// The server's CPUs and the generator's, from the CPUs this process may use: with two or
+/// more, the server gets the last and the generator the others; with one, they share it.
+pub fn split_cpus(allowed: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    match allowed.split_last() {
+        Some((&last, rest)) if !rest.is_empty() => (vec![last], rest.to_vec()),
+        _ => (allowed.to_vec(), allowed.to_vec()),
+    }
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `bombing`: one shard's capacity, then twice that offered to a server that admits half
+/// of it, second by second, then the recovery in the same run.
+fn run_bombing(o: &ScenarioOptions, rec: &mut Recorder) -> anyhow::Result<Outcome> {
+    let mut notes = Vec::new();
+    let mut rows = Vec::new();
+    let (server_cpus, gen_cpus) = split_cpus(&sys::allowed_cpus());
+    if server_cpus == gen_cpus {
+        notes.push(format!(
+            "only one CPU ({}): the server's one shard and the generator share it, so the generator's own work weighs on the capacity and on every latency below",
+            cpu_list(&server_cpus)
+        ));
+    } else {
+        notes.push(format!(
+            "the server runs one shard (--shards 1) pinned to CPU {} (its affinity mask, set when it starts); the generator's threads are pinned to CPU {}, so the two never share a core",
+            cpu_list(&server_cpus),
+            cpu_list(&gen_cpus)
+        ));
+    }
+    notes.push(if o.bombing_echo {
+        "every request is tools/call echo with 64 bytes of text (--bombing-echo): the loopback transport, not the work, sets the capacity".to_string()
+    } else {
+        format!("every request is tools/call {BOMBING_TOOL} {{\"us\":{BOMBING_TOOL_US}}}: {BOMBING_TOOL_US} us of the shard's CPU per call, so the work sets the capacity")
+    });
+    let shard = |sets: Vec<(String, String)>| ServerSpec {
+        shards: Some(1),
+        cpus: Some(server_cpus.clone()),
+        sets,
+        admin: false,
+    };
+    let gen = |server: &PeerProcess| -> anyhow::Result<RunConfig> {
+        Ok(RunConfig {
+            target: target_of(server, o.transport)?,
+            warmup_ms: 1_000,
+            server_pids: vec![server.pid()],
+            progress: !o.quiet,
+            tool: if o.bombing_echo { "echo" } else { BOMBING_TOOL }.into(),
+            arguments: if o.bombing_echo {
+                echo_arguments(64)
+            } else {
+                format!(r#"{{"us":{BOMBING_TOOL_US}}}"#)
+            },
+            threads: gen_cpus.len(),
+            cpus: gen_cpus.clone(),
+            ..RunConfig::default()
+        })
+    };
+
+    // Server A: no message rate limit; its closed-loop throughput is the capacity.
+    let a = start_server(o, &shard(Vec::new()))?;
+    let cap = rec.measure(
+        a.pid(),
+        "capacity",
+        RunConfig {
+            connections: BOMBING_CONNS,
+            rate: None,
+            pipeline: BOMBING_CAPACITY_PIPELINE,
+            duration_ms: ms(10_000.0, o.scale, 1_000),
+            ..gen(&a)?
+        },
+    )?;
+    let a_command = a.command_line().to_string();
+    drop(a);
+    let capacity = cap.report.throughput_ok_per_s;
+    let mut row = cap.whole_row("capacity (closed loop)".into());
+    row.phase = Phase::Reference;
+    rows.push(row);
+    anyhow::ensure!(
+        capacity >= 1.0,
+        "the capacity run got no OK response (errors: {})",
+        errors_text(&cap.report.errors)
+    );
+
+    // Server B: the same shard, admitting BOMBING_ADMIT_FRACTION of the capacity.
+    let limits = ServerLimits::of(&o.server_bin)?;
+    let admit = (capacity * BOMBING_ADMIT_FRACTION).round().max(1.0) as u64;
+    let admit_burst = (admit * BOMBING_BURST_MS / 1000).max(1);
+    let offered_rate = BOMBING_OVERLOAD * capacity;
+    let per_conn = offered_rate / BOMBING_CONNS as f64;
+    let conn_floor = (2.0 * per_conn).ceil() as u64;
+    let conn_rate = limits.messages_per_connection_per_s.max(conn_floor);
+    let conn_burst = limits.messages_per_connection_burst.max(conn_floor);
+    let b = start_server(
+        o,
+        &shard(vec![
+            ("limits.messages_per_shard_per_s".into(), admit.to_string()),
+            (
+                "limits.messages_per_shard_burst".into(),
+                admit_burst.to_string(),
+            ),
+            (
+                "limits.messages_per_connection_per_s".into(),
+                conn_rate.to_string(),
+            ),
+            (
+                "limits.messages_per_connection_burst".into(),
+                conn_burst.to_string(),
+            ),
+        ]),
+    )?;
+    let pid = b.pid();
+    let rss_start = sys::vm_rss_kib(pid);
+    // In one-second steps: how far the unloaded p99 moves from one second to the next is
+    // what the recovery seconds are judged against.
+    let unloaded_secs = (ms(10_000.0, o.scale, 1_000) / 1_000).max(1) as usize;
+    let unloaded = rec.measure(
+        pid,
+        "unloaded",
+        RunConfig {
+            connections: BASELINE_CONNS,
+            steps: (0..unloaded_secs)
+                .map(|_| Step {
+                    connections: BASELINE_CONNS,
+                    duration_ms: 1_000,
+                    rate: Some(BASELINE_RATE),
+                })
+                .collect(),
+            ..gen(&b)?
+        },
+    )?;
+    let mut row = unloaded.whole_row(format!(
+        "unloaded ({BASELINE_CONNS} x {}/s)",
+        group((BASELINE_RATE / BASELINE_CONNS as f64).round() as u64)
+    ));
+    row.phase = Phase::Reference;
+    rows.push(row);
+    let p99_unloaded = unloaded.report.latency.p99_us;
+
+    // One run: a second at the recovery rate while the connections open and shake hands
+    // (as the seed warmed up before bombing), the bombing seconds, then the recovery
+    // seconds on the same connections, so whatever the overload left queued (in the server
+    // or the generator) shows there.
+    let secs = ((20.0 * o.scale).round() as usize).clamp(2, 60);
+    let mut steps = vec![Step {
+        connections: BOMBING_CONNS,
+        duration_ms: 1_000,
+        rate: Some(BOMBING_RECOVERY_RATE),
+    }];
+    steps.extend((0..secs).map(|_| Step {
+        connections: BOMBING_CONNS,
+        duration_ms: 1_000,
+        rate: Some(offered_rate),
+    }));
+    steps.extend((0..BOMBING_RECOVERY_STEPS).map(|_| Step {
+        connections: BOMBING_CONNS,
+        duration_ms: 1_000,
+        rate: Some(BOMBING_RECOVERY_RATE),
+    }));
+    let m = rec.measure(
+        pid,
+        "bombing",
+        RunConfig {
+            connections: BOMBING_CONNS,
+            steps,
+            pipeline: BOMBING_PIPELINE,
+            // The first step is the warm-up, reported on its own: none at 2x to hide.
+            warmup_ms: 0,
+            timeout_ms: 10_000,
+            ..gen(&b)?
+        },
+    )?;
+    let secs = secs.min(m.report.steps.len().saturating_sub(1));
+    let mut step_rows = m.step_rows(Phase::Step, |i| match i {
+        0 => format!("before ({}/s)", group(BOMBING_RECOVERY_RATE.round() as u64)),
+        i if i <= secs => format!("second {i}"),
+        i => format!("recovery {}", i - secs),
+    });
+    let mut recovery_rows = step_rows.split_off(secs + 1);
+    if let Some(before) = step_rows.first_mut() {
+        before.phase = Phase::Reference;
+    }
+    for r in &mut recovery_rows {
+        r.phase = Phase::Recovery;
+    }
+    let per_second: Vec<String> = step_rows.iter().skip(1).map(|r| us(r.p99_us)).collect();
+    rows.extend(step_rows);
+    let whole = m.merged_row(format!("whole bombing ({secs} s)"), 1..secs + 1);
+    let p99_admitted = whole.p99_us;
+    rows.push(whole);
+    let recovery1 = recovery_rows.first().map(|r| r.p99_us);
+    rows.extend(recovery_rows);
+    let acc = account(
+        format!("bombing, seconds 1-{secs}"),
+        &m.report.steps[1..secs + 1],
+        None,
+    );
+
+    // Verdicts, every figure from the runs above.
+    let dur = acc.duration_s.max(1e-9);
+    let send_lag = m
+        .report
+        .send_lag
+        .as_ref()
+        .map_or("-".into(), |l| us(l.p99_us));
+    notes.push(format!(
+        "offered {}/s = {:.2} x capacity {}/s ({} requests over {secs} s on {BOMBING_CONNS} connections, up to {BOMBING_PIPELINE} in flight each; {}/s written, generator send lag p99 {send_lag})",
+        group((acc.offered as f64 / dur).round() as u64),
+        acc.offered as f64 / dur / capacity,
+        group(capacity.round() as u64),
+        group(acc.offered),
+        group((acc.sent as f64 / dur).round() as u64),
+    ));
+    if (acc.sent as f64) < 0.9 * acc.offered as f64 {
+        notes.push(format!(
+            "the generator could not offer the schedule: it wrote {} of the {} requests intended ({:.0} %), so the overload the server saw was about {:.2} x its capacity, not {BOMBING_OVERLOAD:.0} x",
+            group(acc.sent),
+            group(acc.offered),
+            100.0 * acc.sent as f64 / acc.offered.max(1) as f64,
+            acc.sent as f64 / dur / capacity
+        ));
+    }
+    notes.push(format!(
+        "missing: {}{}{}",
+        group(acc.missing),
+        if acc.missing_by_kind.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", errors_text(&acc.missing_by_kind))
+        },
+        if acc.unaccounted != 0 {
+            format!("; unaccounted by any loss counter: {}", acc.unaccounted)
+        } else {
+            String::new()
+        }
+    ));
+    let ratio = p99_admitted as f64 / p99_unloaded.max(1) as f64;
+    notes.push(format!(
+        "admitted p99 {} = {ratio:.1} x unloaded p99 {} (target < {BOMBING_P99_RATIO_MAX:.0}x: {}); p99 second by second: {}; the generator's own send lag (p99 {send_lag} over the run) is part of every latency",
+        us(p99_admitted),
+        us(p99_unloaded),
+        if p99_admitted == 0 {
+            "no OK response"
+        } else if ratio < BOMBING_P99_RATIO_MAX {
+            "met"
+        } else {
+            "missed"
+        },
+        per_second.join(", ")
+    ));
+    let peak = m.rss.iter().map(|(_, k)| *k).max();
+    let mib_of = |b: u64| b as f64 / (1024.0 * 1024.0);
+    match (rss_start, peak) {
+        (Some(start), Some(peak)) => {
+            let per_conn_bytes = limits.outbound_queue_bytes_max + limits.max_message_bytes;
+            let bound_kib = start + BOMBING_CONNS as u64 * per_conn_bytes / 1024;
+            notes.push(format!(
+                "server RSS peak {:.1} MiB, bound {:.1} MiB = RSS at start {:.1} MiB + {BOMBING_CONNS} connections x (limits.outbound_queue_bytes_max {:.1} MiB + limits.max_message_bytes {:.1} MiB) ({})",
+                peak as f64 / 1024.0,
+                bound_kib as f64 / 1024.0,
+                start as f64 / 1024.0,
+                mib_of(limits.outbound_queue_bytes_max),
+                mib_of(limits.max_message_bytes),
+                if peak <= bound_kib { "within" } else { "over" }
+            ));
+        }
+        _ => notes.push("server RSS not read: no bound checked".into()),
+    }
+    let unloaded_seconds: Vec<u64> = unloaded
+        .report
+        .steps
+        .iter()
+        .map(|s| s.latency.p99_us)
+        .filter(|&p| p > 0)
+        .collect();
+    let worst_unloaded_second = unloaded_seconds.iter().copied().max().unwrap_or(0);
+    match recovery1 {
+        Some(c) if c > 0 => notes.push(format!(
+            "recovery second 1 p99 {} vs unloaded p99 {} ({:.1} x); the unloaded run's own seconds have p99 {} (so a second-1 p99 up to {} is within what the unloaded server does: {})",
+            us(c),
+            us(p99_unloaded),
+            c as f64 / p99_unloaded.max(1) as f64,
+            unloaded_seconds
+                .iter()
+                .map(|&p| us(p))
+                .collect::<Vec<_>>()
+                .join(", "),
+            us(worst_unloaded_second),
+            if c <= worst_unloaded_second {
+                "back to unloaded"
+            } else {
+                "not yet back"
+            }
+        )),
+        _ => notes.push("recovery second 1: no OK response".into()),
+    }
+    notes.push(format!(
+        "capacity: server A (`{a_command}`), same pinning, no message rate limit, closed loop over {BOMBING_CONNS} connections with {BOMBING_CAPACITY_PIPELINE} requests in flight each; server B (the one bombed, below) admits limits.messages_per_shard_per_s = round({BOMBING_ADMIT_FRACTION} x capacity) = {}/s with a burst of {} ({BOMBING_BURST_MS} ms worth: admitted work that may queue at once), and its limits.messages_per_connection_per_s / _burst are raised to {} / {} (at least 2 x the offered {}/s per connection, or the default when higher), so that only the shard limit sheds",
+        group(admit),
+        group(admit_burst),
+        group(conn_rate),
+        group(conn_burst),
+        group(per_conn.round() as u64)
+    ));
+    notes.push(format!(
+        "one run over {BOMBING_CONNS} connections: a second at {}/s while they open and shake hands (\"before\"), {secs} one-second steps at {BOMBING_OVERLOAD:.0} x capacity, then {BOMBING_RECOVERY_STEPS} one-second steps at {}/s on the same connections (recovery 1..{BOMBING_RECOVERY_STEPS}); latency counts from each request's intended send time and only OK responses have one; requests the overload left queued in the generator are written late and show in the recovery seconds; a request still owed or unanswered at the end counts as incomplete-at-end, one unanswered for 10 s as a timeout",
+        group(BOMBING_RECOVERY_RATE as u64),
+        group(BOMBING_RECOVERY_RATE as u64)
+    ));
+    Ok(Outcome {
+        server_command: b.command_line().to_string(),
+        server_version: b.server_version().to_string(),
+        rows,
+        notes,
+        accounting: vec![acc],
+    })
+}
+
+/// `flood-cap`: three times the connections the server admits, each at a slow open-loop
+/// rate; refused connections stay refused.
+fn run_flood_cap(o: &ScenarioOptions, rec: &mut Recorder) -> anyhow::Result<Outcome> {
+    let mut notes = Vec::new();
+    let shards = o.shards.unwrap_or_else(sys::online_cpus);
+    let server = start_server(
+        o,
+        &ServerSpec {
+            sets: vec![(
+                "limits.connections_per_shard_max".into(),
+                FLOOD_CAP_PER_SHARD.to_string(),
+            )],
+            admin: true,
+            ..ServerSpec::default()
+        },
+    )?;
+    let pid = server.pid();
+    let server_nofile = process_nofile(pid).unwrap_or(1024) as usize;
+    let server_cap = server_nofile.saturating_sub(FD_RESERVE);
+    let want = FLOOD_CAP_OVER * FLOOD_CAP_PER_SHARD * shards;
+    let n = want.min(server_cap).max(1);
+    if n < want {
+        notes.push(format!(
+            "{} connections asked for, {} opened: the server's open-file limit is {} (minus a reserve of {FD_RESERVE})",
+            group(want as u64),
+            group(n as u64),
+            group(server_nofile as u64)
+        ));
+    }
+    let m = rec.measure(
+        pid,
+        "run",
+        RunConfig {
+            target: target_of(&server, o.transport)?,
+            warmup_ms: 1_000,
+            server_pids: vec![pid],
+            progress: !o.quiet,
+            arguments: echo_arguments(64),
+            connections: n,
+            rate: Some(n as f64 * FLOOD_CAP_PER_CONN),
+            duration_ms: ms(10_000.0, o.scale, 2_000),
+            timeout_ms: 10_000,
+            drop_refused: true,
+            ..RunConfig::default()
+        },
+    )?;
+    let reason = "connections_per_shard";
+    let server_rejections = server.admin_addr().and_then(scrape_metrics).and_then(|t| {
+        metric_value(
+            &t,
+            "ringmcp_rejections_total",
+            &[("shard", "all"), ("reason", reason)],
+        )
+    });
+    let r = &m.report;
+    let refused_total: u64 = r.conns.refused.values().sum();
+    let conns = ConnAccounting {
+        asked: n as u64,
+        attempts: r.conns.made + r.conns.failed,
+        admitted: r.conns.made,
+        refused: r.conns.refused.clone(),
+        failed_other: r.conns.failed.saturating_sub(refused_total),
+        server_rejections,
+        server_reason: reason.into(),
+    };
+    let acc = account(
+        "requests on admitted connections".into(),
+        &r.steps,
+        Some(conns.clone()),
+    );
+    let dur = acc.duration_s.max(1e-9);
+    let mut row = m.whole_row(format!(
+        "{} conns x {}/s",
+        group(n as u64),
+        FLOOD_CAP_PER_CONN
+    ));
+    // What the admitted connections were offered (the refused ones were offered nothing).
+    row.offered_per_s = Some(acc.offered as f64 / dur);
+    note_connections(&mut notes, &conns, shards);
+    let errors =
+        acc.overload.values().sum::<u64>() + acc.other_errors.values().sum::<u64>() + acc.missing;
+    notes.push(format!(
+        "requests on admitted connections ({} msg/s each, open loop): offered {} ({}/s), OK {}, errors {} (target 0){}; p50 {}, p99 {}",
+        FLOOD_CAP_PER_CONN,
+        group(acc.offered),
+        group((acc.offered as f64 / dur).round() as u64),
+        group(acc.ok),
+        group(errors),
+        if errors > 0 {
+            let mut all = acc.overload.clone();
+            all.extend(acc.other_errors.clone());
+            all.extend(acc.missing_by_kind.clone());
+            format!(" ({})", errors_text(&all))
+        } else {
+            String::new()
+        },
+        us(row.p50_us),
+        us(row.p99_us)
+    ));
+    if !acc.connection_errors.is_empty() {
+        notes.push(format!(
+            "connection errors other than the refusals, in the measured window: {}",
+            errors_text(&acc.connection_errors)
+        ));
+    }
+    notes.push(format!(
+        "the server runs with --set limits.connections_per_shard_max={FLOOD_CAP_PER_SHARD} on {shards} shard{}; the generator opens {FLOOD_CAP_OVER} x that many connections at once (during the 1 s warm-up), each offering {FLOOD_CAP_PER_CONN} msg/s open loop; a connection whose handshake is refused with an overload answer (TCP: a JSON-RPC error line with data.reason or code -32001/-32005/-32006; HTTP: 503 or 429) is counted as refused and never reopened (ringmcp-load run --drop-refused), and its share of the schedule is not offered",
+        if shards == 1 { "" } else { "s" }
+    ));
+    Ok(Outcome {
+        server_command: server.command_line().to_string(),
+        server_version: server.server_version().to_string(),
+        rows: vec![row],
+        notes,
+        accounting: vec![acc],
+    })
+}
+
+/// flood-cap's verdict on the connections.
+fn note_connections(notes: &mut Vec<String>, c: &ConnAccounting, shards: usize) {
+    let refused: u64 = c.refused.values().sum();
+    notes.push(format!(
+        "connections: {} asked ({FLOOD_CAP_OVER} x limits.connections_per_shard_max {FLOOD_CAP_PER_SHARD} x {shards} shard{}), {} attempts: {} admitted, {} refused{}, {} failed otherwise; the server counted {} refusals (ringmcp_rejections_total, reason {})",
+        group(c.asked),
+        if shards == 1 { "" } else { "s" },
+        group(c.attempts),
+        group(c.admitted),
+        group(refused),
+        if c.refused.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", errors_text(&c.refused))
+        },
+        group(c.failed_other),
+        c.server_rejections.map_or("?".into(), group),
+        c.server_reason
+    ));
 }
 
 /// `git rev-parse --short HEAD` (with `-dirty` when the tree has changes), if git answers.
@@ -1016,10 +1824,80 @@ pub fn render_table(s: &ScenarioSummary) -> String {
             );
         }
     }
+    for a in &s.accounting {
+        let [label, secs, offered, sent, ok, overload, other, missing, withdrawn] =
+            accounting_cells(a);
+        let _ = writeln!(
+            o,
+            "accounting, {label} ({secs} s): offered {offered}, sent {sent}, OK {ok}, overload answers {overload}, other error answers {other}, missing {missing}, withdrawn {withdrawn}"
+        );
+        if !a.connection_errors.is_empty() {
+            let _ = writeln!(
+                o,
+                "  errors that are not requests: {}",
+                errors_text(&a.connection_errors)
+            );
+        }
+        if let Some(c) = &a.connections {
+            let [asked, attempts, admitted, refused, failed, server] = connection_cells(c);
+            let _ = writeln!(
+                o,
+                "  connections: asked {asked}, attempts {attempts}, admitted {admitted}, refused {refused}, failed otherwise {failed}, server's count of refusals {server}"
+            );
+        }
+    }
     for n in &s.notes {
         let _ = writeln!(o, "note: {n}");
     }
     o
+}
+
+/// A total and its parts: `0`, or `12 (a 10, b 2)`.
+fn total_and_parts(m: &BTreeMap<String, u64>) -> String {
+    if m.is_empty() {
+        "0".into()
+    } else {
+        format!("{} ({})", group(m.values().sum()), errors_text(m))
+    }
+}
+
+/// An accounting's cells: label, seconds, offered, sent, OK, overload answers, other
+/// error answers, missing, withdrawn.
+fn accounting_cells(a: &Accounting) -> [String; 9] {
+    let mut missing = if a.missing_by_kind.is_empty() {
+        group(a.missing)
+    } else {
+        format!("{} ({})", group(a.missing), errors_text(&a.missing_by_kind))
+    };
+    if a.unaccounted != 0 {
+        let _ = write!(missing, "; unaccounted {}", a.unaccounted);
+    }
+    [
+        a.label.clone(),
+        format!("{:.1}", a.duration_s),
+        group(a.offered),
+        group(a.sent),
+        group(a.ok),
+        total_and_parts(&a.overload),
+        total_and_parts(&a.other_errors),
+        missing,
+        group(a.withdrawn),
+    ]
+}
+
+/// A connection accounting's cells: asked, attempts, admitted, refused, failed otherwise,
+/// the server's count.
+fn connection_cells(c: &ConnAccounting) -> [String; 6] {
+    [
+        group(c.asked),
+        group(c.attempts),
+        group(c.admitted),
+        total_and_parts(&c.refused),
+        group(c.failed_other),
+        c.server_rejections.map_or("-".into(), |v| {
+            format!("{} ({})", group(v), c.server_reason)
+        }),
+    ]
 }
 
 /// Reads every `*.summary.json` under `dirs` (sorted by scenario order, then transport).
@@ -1133,6 +2011,32 @@ pub fn render_markdown(
                     b,
                     group(r.peak_open.unwrap_or(0))
                 );
+            }
+        }
+        if !s.accounting.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nWhere every request went (offered = sent + still owed at the end; missing = offered - OK - answers):\n"
+            );
+            let _ = writeln!(o, "| requests of | seconds | offered | sent | OK | overload answers | other error answers | missing | withdrawn |");
+            let _ = writeln!(o, "|---|---:|---:|---:|---:|---|---|---|---:|");
+            for a in &s.accounting {
+                let _ = writeln!(o, "| {} |", accounting_cells(a).join(" | "));
+            }
+            for a in &s.accounting {
+                if let Some(c) = &a.connections {
+                    let _ = writeln!(o, "\n| connections asked | attempts | admitted | refused | failed otherwise | server's count of refusals |");
+                    let _ = writeln!(o, "|---:|---:|---:|---|---:|---|");
+                    let _ = writeln!(o, "| {} |", connection_cells(c).join(" | "));
+                }
+                if !a.connection_errors.is_empty() {
+                    let _ = writeln!(
+                        o,
+                        "\nErrors in {} that are not requests: {}.",
+                        a.label,
+                        errors_text(&a.connection_errors)
+                    );
+                }
             }
         }
         if !s.notes.is_empty() {
@@ -1534,7 +2438,11 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(Scenario::parse_list("all").unwrap().len(), 6);
+        assert_eq!(Scenario::parse_list("all").unwrap().len(), 7);
+        assert_eq!(
+            Scenario::parse_list("flood-cap").unwrap(),
+            vec![Scenario::FloodCap]
+        );
         assert_eq!(
             Scenario::parse_list("flood").unwrap(),
             vec![Scenario::Flood]
@@ -1596,6 +2504,25 @@ mod tests {
         assert_eq!(utc_date(1_700_000_000.0), "2023-11-14 22:13");
     }
 
+    /// A baseline summary over TCP, without rows.
+    fn summary() -> ScenarioSummary {
+        ScenarioSummary {
+            scenario: Scenario::Baseline,
+            transport: Transport::Tcp,
+            scale: 0.5,
+            started_at_unix_s: 0.0,
+            machine: Machine::read(),
+            commit: None,
+            command_line: "ringmcp-load scenario baseline".into(),
+            server_command: "ringmcp serve".into(),
+            server_version: "0.1.0".into(),
+            run_commands: Vec::new(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+            accounting: Vec::new(),
+        }
+    }
+
     #[test]
     fn markdown() {
         let row = Row {
@@ -1622,6 +2549,7 @@ mod tests {
             run_commands: vec!["ringmcp-load run tcp://127.0.0.1:1".into()],
             rows: vec![row.clone()],
             notes: vec!["a note".into()],
+            accounting: Vec::new(),
         };
         let md = render_markdown(
             std::slice::from_ref(&s),
@@ -1682,6 +2610,133 @@ mod tests {
         assert_eq!(old.idle_sessions, None);
     }
 
+    fn step(sent: u64, unsent: u64, ok: u64, requests: &[(&str, u64)]) -> StepReport {
+        let request_errors: BTreeMap<String, u64> =
+            requests.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let mut errors = request_errors.clone();
+        // A refused reconnect: an error, not a request.
+        errors.insert("connect:ECONNREFUSED".into(), 2);
+        StepReport {
+            index: 0,
+            connections: 20,
+            rate: Some(1_000.0),
+            start_s: 0.0,
+            duration_s: 1.0,
+            sent,
+            unsent,
+            withdrawn: 0,
+            ok,
+            ok_arrived: ok,
+            throughput_ok_per_s: ok as f64,
+            latency: crate::report::Latency::default(),
+            errors,
+            request_errors,
+            histogram: String::new(),
+        }
+    }
+
+    #[test]
+    fn accounting_splits_answers_from_losses() {
+        let steps = [
+            step(
+                1_000,
+                0,
+                500,
+                &[
+                    ("jsonrpc:-32005", 480),
+                    ("http:429", 5),
+                    ("jsonrpc:-32603", 5),
+                    ("timeout", 10),
+                ],
+            ),
+            step(
+                900,
+                100,
+                400,
+                &[("http:503:jsonrpc:-32006", 490), ("incomplete-at-end", 110)],
+            ),
+        ];
+        let a = account("x".into(), &steps, None);
+        assert_eq!((a.offered, a.sent, a.ok), (2_000, 1_900, 900));
+        assert_eq!(a.overload.values().sum::<u64>(), 975);
+        assert_eq!(a.overload["http:503:jsonrpc:-32006"], 490);
+        assert_eq!(a.other_errors["jsonrpc:-32603"], 5);
+        // 2,000 - 900 OK - 975 overload - 5 other = 120: 10 timeouts + 110 incomplete.
+        assert_eq!(a.missing, 120);
+        assert_eq!(a.missing_by_kind["incomplete-at-end"], 110);
+        assert_eq!(a.unaccounted, 0);
+        assert_eq!(a.connection_errors["connect:ECONNREFUSED"], 4);
+        // A request that vanished (counted nowhere) shows as unaccounted.
+        let lost = [step(10, 0, 5, &[("jsonrpc:-32005", 4)])];
+        let a = account("y".into(), &lost, None);
+        assert_eq!((a.missing, a.unaccounted), (1, 1));
+        let md = render_markdown(
+            &[ScenarioSummary {
+                accounting: vec![Accounting {
+                    connections: Some(ConnAccounting {
+                        asked: 3_000,
+                        attempts: 3_000,
+                        admitted: 1_000,
+                        refused: [("jsonrpc:-32001".to_string(), 2_000)].into(),
+                        failed_other: 0,
+                        server_rejections: Some(2_000),
+                        server_reason: "connections_per_shard".into(),
+                    }),
+                    ..a
+                }],
+                ..summary()
+            }],
+            None,
+            &[],
+            &[],
+        );
+        assert!(
+            md.contains(
+                "| y | 1.0 | 10 | 10 | 5 | 4 (jsonrpc:-32005 4) | 0 | 1; unaccounted 1 | 0 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 3,000 | 3,000 | 1,000 | 2,000 (jsonrpc:-32001 2,000) | 0 | 2,000 (connections_per_shard) |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn server_limits_and_metrics() {
+        let toml = "[server]\nshards = 0\n\n[limits]\n# a comment\nmax_message_bytes = 4194304\noutbound_queue_bytes_max = 8388608\nmessages_per_connection_per_s = 50000\nmessages_per_connection_burst = 40000\n";
+        assert_eq!(
+            ServerLimits::parse(toml).unwrap(),
+            ServerLimits {
+                outbound_queue_bytes_max: 8 << 20,
+                max_message_bytes: 4 << 20,
+                messages_per_connection_per_s: 50_000,
+                messages_per_connection_burst: 40_000,
+            }
+        );
+        assert!(ServerLimits::parse("[limits]\nmax_message_bytes = -1\n").is_err());
+        assert!(ServerLimits::parse("[server]\n").is_err());
+        let text = "# HELP ringmcp_rejections_total x\n# TYPE ringmcp_rejections_total counter\nringmcp_rejections_total{shard=\"0\",reason=\"connections_per_shard\"} 7\nringmcp_rejections_total{shard=\"all\",reason=\"accept_rate\"} 1\nringmcp_rejections_total{shard=\"all\",reason=\"connections_per_shard\"} 12\n";
+        let want = [("shard", "all"), ("reason", "connections_per_shard")];
+        assert_eq!(
+            metric_value(text, "ringmcp_rejections_total", &want),
+            Some(12)
+        );
+        assert_eq!(
+            metric_value(text, "ringmcp_rejections_total", &[("reason", "x")]),
+            None
+        );
+        assert_eq!(metric_value(text, "ringmcp_rejections", &want), None);
+    }
+
+    #[test]
+    fn server_and_generator_get_their_own_cpus() {
+        assert_eq!(split_cpus(&[0, 1]), (vec![1], vec![0]));
+        assert_eq!(split_cpus(&[0, 2, 5]), (vec![5], vec![0, 2]));
+        // One CPU: shared.
+        assert_eq!(split_cpus(&[3]), (vec![3], vec![3]));
+    }
+
     #[test]
     fn run_commands() {
         let cfg = RunConfig {
@@ -1690,5 +2745,17 @@ mod tests {
         };
         let c = run_command(&cfg);
         assert!(c.contains("--step 5:1000ms:250"), "{c}");
+        assert!(
+            !c.contains("--cpus") && !c.contains("--drop-refused"),
+            "{c}"
+        );
+        let cfg = RunConfig {
+            cpus: vec![0, 2],
+            threads: 2,
+            drop_refused: true,
+            ..cfg
+        };
+        let c = run_command(&cfg);
+        assert!(c.contains("--threads 2 --cpus 0,2 --drop-refused"), "{c}");
     }
 }

@@ -1,6 +1,6 @@
-//! What the workers count: per step, requests sent, OK responses, a latency histogram
-//! and errors by kind; per worker, connections made, failed and closed and the
-//! connect+handshake time. Workers own their stats (no sharing on the hot path); the
+//! What the workers count: per step, requests sent, OK responses, a latency histogram,
+//! errors by kind and how every request that was not OK ended (an error answer or a loss);
+//! per worker, connections made, failed, refused and closed and the connect+handshake time. Workers own their stats (no sharing on the hot path); the
 //! parent merges them, across threads directly and across processes through
 //! [`StatsWire`] (JSON with HdrHistograms V2-deflate-base64 encoded).
 
@@ -12,6 +12,13 @@ use std::collections::BTreeMap;
 
 /// Distinct error kinds kept per step; more are counted under `other`.
 pub const ERROR_KINDS_MAX: usize = 128;
+
+/// JSON-RPC error codes that say "overloaded, try later" (ringmcp: -32001 a connection or
+/// in-flight limit, -32005 a rate limit, -32006 the shard's in-flight limit).
+pub const OVERLOAD_CODES: [i64; 3] = [-32001, -32005, -32006];
+
+/// HTTP statuses that say "overloaded, try later".
+pub const OVERLOAD_STATUSES: [u16; 2] = [429, 503];
 
 /// One kind of failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,6 +60,31 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// An explicit "overloaded, try later" answer: a JSON-RPC error with one of
+    /// [`OVERLOAD_CODES`], or an HTTP status of [`OVERLOAD_STATUSES`].
+    pub fn is_overload(&self) -> bool {
+        match *self {
+            ErrorKind::JsonRpc(c) => OVERLOAD_CODES.contains(&c),
+            ErrorKind::Http(s) => OVERLOAD_STATUSES.contains(&s),
+            ErrorKind::HttpRpc(s, c) => {
+                OVERLOAD_STATUSES.contains(&s) || OVERLOAD_CODES.contains(&i64::from(c))
+            }
+            _ => false,
+        }
+    }
+
+    /// The server answered (an error response or an error status): the request was not
+    /// lost, it was refused or failed explicitly.
+    pub fn is_answer(&self) -> bool {
+        matches!(
+            self,
+            ErrorKind::JsonRpc(_)
+                | ErrorKind::Http(_)
+                | ErrorKind::HttpRpc(..)
+                | ErrorKind::ToolError
+        )
+    }
+
     /// The label used in reports and JSON.
     pub fn label(&self) -> String {
         match self {
@@ -75,6 +107,32 @@ impl ErrorKind {
             ErrorKind::Other => "other".into(),
         }
     }
+}
+
+/// The answer kind (JSON-RPC error, HTTP status, tool error) a label names; `None` for
+/// labels of other kinds. Reports key errors by label; this reads them back.
+pub fn answer_of_label(label: &str) -> Option<ErrorKind> {
+    if label == "tool-error" {
+        return Some(ErrorKind::ToolError);
+    }
+    if let Some(c) = label.strip_prefix("jsonrpc:") {
+        return c.parse().ok().map(ErrorKind::JsonRpc);
+    }
+    let rest = label.strip_prefix("http:")?;
+    match rest.split_once(":jsonrpc:") {
+        Some((s, c)) => Some(ErrorKind::HttpRpc(s.parse().ok()?, c.parse().ok()?)),
+        None => rest.parse().ok().map(ErrorKind::Http),
+    }
+}
+
+/// Whether a label names an error answer ([`ErrorKind::is_answer`]).
+pub fn label_is_answer(label: &str) -> bool {
+    answer_of_label(label).is_some()
+}
+
+/// Whether a label names an overload answer ([`ErrorKind::is_overload`]).
+pub fn label_is_overload(label: &str) -> bool {
+    answer_of_label(label).is_some_and(|k| k.is_overload())
 }
 
 /// A short name for the errnos a load generator meets.
@@ -139,10 +197,22 @@ impl ErrorCounts {
 }
 
 /// What happened in one step (or the warm-up) on one worker.
+///
+/// Every request the open-loop schedule intends for a connection still in the run is
+/// either written (`sent`) or still owed when the run ends (`unsent`), and every one of
+/// those ends exactly once: OK (`ok`) or not (`requests`, by kind), so
+/// `sent + unsent == ok + requests.total()` once the run is over.
 #[derive(Debug, Clone)]
 pub struct StepStats {
     /// Requests written to sockets.
     pub sent: u64,
+    /// Open loop: requests the schedule intended in the step that were never written by
+    /// the end of the run (a connection that could not send them: its window full, or
+    /// not open). Also counted in `errors` and `requests` as incomplete-at-end.
+    pub unsent: u64,
+    /// Open loop: requests the schedule intended for connections that were refused with
+    /// an overload answer and given up (`RunConfig::drop_refused`): not offered, no error.
+    pub withdrawn: u64,
     /// OK responses (a result, not `isError`) to the requests started in the step,
     /// whenever they arrived.
     pub ok: u64,
@@ -153,16 +223,23 @@ pub struct StepStats {
     pub latency: Histogram<u64>,
     /// Failures.
     pub errors: ErrorCounts,
+    /// How the step's requests that were not OK ended, by kind: error answers (see
+    /// [`ErrorKind::is_answer`]) and losses (timeout, closed, incomplete-at-end). Unlike
+    /// `errors`, nothing that is not a request (a failed connect, a refused handshake).
+    pub requests: ErrorCounts,
 }
 
 impl Default for StepStats {
     fn default() -> Self {
         StepStats {
             sent: 0,
+            unsent: 0,
+            withdrawn: 0,
             ok: 0,
             ok_arrived: 0,
             latency: hgrm::new_histogram(),
             errors: ErrorCounts::default(),
+            requests: ErrorCounts::default(),
         }
     }
 }
@@ -171,12 +248,17 @@ impl StepStats {
     /// Adds another worker's counts.
     pub fn merge(&mut self, o: &StepStats) {
         self.sent += o.sent;
+        self.unsent += o.unsent;
+        self.withdrawn += o.withdrawn;
         self.ok += o.ok;
         self.ok_arrived += o.ok_arrived;
         // Same bounds on both sides (both from hgrm::new_histogram), so this cannot fail.
         let _ = self.latency.add(&o.latency);
         for (k, v) in &o.errors.map {
             self.errors.add(*k, *v);
+        }
+        for (k, v) in &o.requests.map {
+            self.requests.add(*k, *v);
         }
     }
 }
@@ -192,6 +274,11 @@ pub struct ConnCounters {
     pub closed_by_peer: u64,
     /// Connections closed by us after a request timeout.
     pub timed_out: u64,
+    /// Connection attempts whose handshake the server refused with an overload answer
+    /// ([`ErrorKind::is_overload`], or a JSON-RPC error carrying `data.reason`), by the
+    /// answer's label; also counted in `failed`.
+    #[serde(default)]
+    pub refused: BTreeMap<String, u64>,
     /// The most connections open (made and not closed) at once, summed over workers.
     pub peak_open: u64,
     /// Passes of the workers' event loops (each ends in one io_uring_enter).
@@ -207,6 +294,9 @@ impl ConnCounters {
         self.failed += o.failed;
         self.closed_by_peer += o.closed_by_peer;
         self.timed_out += o.timed_out;
+        for (k, v) in &o.refused {
+            *self.refused.entry(k.clone()).or_insert(0) += v;
+        }
         self.peak_open += o.peak_open;
         self.loops += o.loops;
         self.cqes += o.cqes;
@@ -274,6 +364,14 @@ impl Stats {
         }
     }
 
+    /// Counts `n` requests of `step` that ended without an OK, as `kind` (both in the
+    /// step's errors and in how its requests ended).
+    pub fn request_error(&mut self, step: u16, kind: ErrorKind, n: u64) {
+        let s = self.step_mut(step);
+        s.errors.add(kind, n);
+        s.requests.add(kind, n);
+    }
+
     /// Adds another worker's stats.
     pub fn merge(&mut self, o: &Stats) {
         self.warmup.merge(&o.warmup);
@@ -307,11 +405,19 @@ impl Stats {
         let step = |s: &StepStats| -> Result<StepWire, String> {
             Ok(StepWire {
                 sent: s.sent,
+                unsent: s.unsent,
+                withdrawn: s.withdrawn,
                 ok: s.ok,
                 ok_arrived: s.ok_arrived,
                 latency: hgrm::encode(&s.latency)?,
                 errors: s
                     .errors
+                    .map
+                    .iter()
+                    .map(|(k, v)| (KindWire::from(*k), *v))
+                    .collect(),
+                requests: s
+                    .requests
                     .map
                     .iter()
                     .map(|(k, v)| (KindWire::from(*k), *v))
@@ -342,12 +448,19 @@ impl Stats {
             for (k, v) in &s.errors {
                 errors.add(k.to_kind(), *v);
             }
+            let mut requests = ErrorCounts::default();
+            for (k, v) in &s.requests {
+                requests.add(k.to_kind(), *v);
+            }
             Ok(StepStats {
                 sent: s.sent,
+                unsent: s.unsent,
+                withdrawn: s.withdrawn,
                 ok: s.ok,
                 ok_arrived: s.ok_arrived,
                 latency: hgrm::decode(&s.latency)?,
                 errors,
+                requests,
             })
         };
         let mut unattributed = ErrorCounts::default();
@@ -425,6 +538,12 @@ impl KindWire {
 pub struct StepWire {
     /// Requests sent.
     pub sent: u64,
+    /// Requests owed and never sent.
+    #[serde(default)]
+    pub unsent: u64,
+    /// Requests of connections given up after a refusal.
+    #[serde(default)]
+    pub withdrawn: u64,
     /// OK responses.
     pub ok: u64,
     /// OK responses that arrived in the step.
@@ -433,6 +552,9 @@ pub struct StepWire {
     pub latency: String,
     /// Errors.
     pub errors: Vec<(KindWire, u64)>,
+    /// How the requests that were not OK ended.
+    #[serde(default)]
+    pub requests: Vec<(KindWire, u64)>,
 }
 
 /// [`Stats`] on the wire (a worker process's result).
@@ -469,7 +591,11 @@ mod tests {
         a.step_mut(0).latency.record(100).unwrap();
         a.error(Some(1), ErrorKind::Http(503), 2);
         a.error(Some(WARMUP_STEP), ErrorKind::Timeout, 1);
+        a.request_error(0, ErrorKind::JsonRpc(-32005), 2);
+        a.step_mut(0).unsent = 1;
+        a.step_mut(1).withdrawn = 7;
         a.conns.made = 5;
+        a.conns.refused.insert("jsonrpc:-32001".into(), 3);
         let mut b = Stats::from_wire(&a.to_wire().unwrap()).unwrap();
         b.merge(&a);
         assert_eq!(b.steps[0].ok, 6);
@@ -477,9 +603,14 @@ mod tests {
         assert_eq!(b.steps[1].errors.labelled()["http:503"], 4);
         assert_eq!(b.warmup.errors.total(), 2);
         assert_eq!(b.conns.made, 10);
+        assert_eq!(b.conns.refused["jsonrpc:-32001"], 6);
+        assert_eq!(b.steps[0].requests.labelled()["jsonrpc:-32005"], 4);
+        assert_eq!(b.steps[0].errors.labelled()["jsonrpc:-32005"], 4);
+        assert_eq!((b.steps[0].unsent, b.steps[1].withdrawn), (2, 14));
         let t = b.total();
         assert_eq!(t.ok, 6);
-        assert_eq!(t.errors.total(), 4);
+        assert_eq!(t.errors.total(), 8);
+        assert_eq!(t.requests.total(), 4);
     }
 
     #[test]
@@ -508,5 +639,59 @@ mod tests {
             assert_eq!(KindWire::from(k).to_kind(), k);
         }
         assert_eq!(ErrorKind::NotificationMissed.label(), "notification-missed");
+    }
+
+    #[test]
+    fn overload_answers() {
+        for k in [
+            ErrorKind::JsonRpc(-32005),
+            ErrorKind::JsonRpc(-32006),
+            ErrorKind::JsonRpc(-32001),
+            ErrorKind::Http(429),
+            ErrorKind::Http(503),
+            ErrorKind::HttpRpc(503, -32001),
+            ErrorKind::HttpRpc(200, -32005),
+        ] {
+            assert!(k.is_overload() && k.is_answer(), "{k:?}");
+        }
+        for k in [
+            ErrorKind::JsonRpc(-32603),
+            ErrorKind::Http(500),
+            ErrorKind::HttpRpc(400, -32600),
+            ErrorKind::Timeout,
+            ErrorKind::Closed,
+            ErrorKind::Incomplete,
+        ] {
+            assert!(!k.is_overload(), "{k:?}");
+        }
+        assert!(ErrorKind::ToolError.is_answer());
+        // Labels read back.
+        for k in [
+            ErrorKind::JsonRpc(-32005),
+            ErrorKind::Http(429),
+            ErrorKind::HttpRpc(503, -32001),
+            ErrorKind::HttpRpc(400, -32600),
+            ErrorKind::ToolError,
+        ] {
+            assert_eq!(answer_of_label(&k.label()), Some(k));
+            assert_eq!(label_is_overload(&k.label()), k.is_overload());
+        }
+        for k in [
+            ErrorKind::Timeout,
+            ErrorKind::Incomplete,
+            ErrorKind::Connect(libc::ECONNREFUSED),
+            ErrorKind::Closed,
+        ] {
+            assert!(!label_is_answer(&k.label()), "{k:?}");
+        }
+        for k in [
+            ErrorKind::Timeout,
+            ErrorKind::Closed,
+            ErrorKind::Incomplete,
+            ErrorKind::UnexpectedId,
+            ErrorKind::BadResponse,
+        ] {
+            assert!(!k.is_answer(), "{k:?}");
+        }
     }
 }

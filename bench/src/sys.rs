@@ -78,6 +78,31 @@ pub fn online_cpus() -> usize {
     }
 }
 
+/// The CPUs this process may run on (its affinity mask), lowest first; every online core
+/// when the mask cannot be read.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data, all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sched_getaffinity writes at most the size it is given.
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
+            == 0;
+    let bits = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: CPU_ISSET reads the set filled above, for indices below its size.
+    let cpus: Vec<usize> = if ok {
+        (0..bits)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() {
+        (0..online_cpus()).collect()
+    } else {
+        cpus
+    }
+}
+
 /// Raises the soft open-file limit to the hard one and answers the soft limit.
 pub fn raise_nofile_limit() -> u64 {
     let mut r = libc::rlimit {

@@ -68,6 +68,9 @@ pub struct Close {
     pub failed_attempt: bool,
     /// The server closed it.
     pub by_peer: bool,
+    /// The server refused the handshake with an overload answer (see
+    /// [`crate::config::RunConfig::drop_refused`]).
+    pub refused: bool,
 }
 
 impl Close {
@@ -78,16 +81,29 @@ impl Close {
             outstanding: ErrorKind::Closed,
             failed_attempt: false,
             by_peer: false,
+            refused: false,
         }
     }
 
-    /// The handshake was refused.
+    /// The handshake was refused; an overload answer ([`ErrorKind::is_overload`]) makes it
+    /// a refusal.
     pub fn handshake(kind: ErrorKind) -> Close {
         Close {
             count: Some(kind),
             outstanding: ErrorKind::Closed,
             failed_attempt: true,
             by_peer: false,
+            refused: kind.is_overload(),
+        }
+    }
+
+    /// The handshake was refused with a JSON-RPC error: a refusal when the server said
+    /// which limit refused it (`data.reason`) or the code is an overload code.
+    pub fn handshake_error(code: i64, reason: bool) -> Close {
+        let c = Close::handshake(ErrorKind::JsonRpc(code));
+        Close {
+            refused: c.refused || reason,
+            ..c
         }
     }
 
@@ -98,6 +114,7 @@ impl Close {
             outstanding: ErrorKind::Closed,
             failed_attempt: false,
             by_peer: true,
+            refused: false,
         }
     }
 }
@@ -166,6 +183,9 @@ pub struct Conn {
     pub src: Option<Ipv4Addr>,
     /// Planned connect instant, ns from t0.
     pub planned_ns: u64,
+    /// Refused with an overload answer and given up for the rest of the run
+    /// ([`crate::config::RunConfig::drop_refused`]).
+    pub dropped: bool,
 }
 
 impl Conn {
@@ -211,6 +231,7 @@ impl Conn {
             reconnect_at: 0,
             src,
             planned_ns,
+            dropped: false,
         }
     }
 
@@ -383,7 +404,7 @@ impl Conn {
         ctx.mark_dirty(self);
         match outcome {
             None => ctx.ok(s.step, now.saturating_sub(s.start_ns), now),
-            Some(kind) => ctx.error(Some(s.step), kind),
+            Some(kind) => ctx.request_error(s.step, kind),
         }
     }
 
@@ -520,8 +541,8 @@ impl Conn {
                             *became_ready = true;
                         }
                     }
-                    Reply::Error { code, .. } => {
-                        return Err(Close::handshake(ErrorKind::JsonRpc(code)))
+                    Reply::Error { code, reason, .. } => {
+                        return Err(Close::handshake_error(code, reason))
                     }
                     Reply::Result { .. } => return Err(Close::handshake(ErrorKind::Handshake)),
                 },
@@ -548,6 +569,7 @@ impl Conn {
                     Reply::Error {
                         id: Some(RpcId::Num(id)),
                         code,
+                        ..
                     } => self.complete(ctx, id, Some(ErrorKind::JsonRpc(code)), now),
                     Reply::Error { code, .. } => {
                         // An error with a null id (e.g. a line the server could not
@@ -666,8 +688,8 @@ impl Conn {
                             self.last_progress_ns = now;
                             ctx.mark_dirty(self);
                         }
-                        (200, Some(Ok(Reply::Error { code, .. })), _) => {
-                            return Err(Close::handshake(ErrorKind::JsonRpc(code)))
+                        (200, Some(Ok(Reply::Error { code, reason, .. })), _) => {
+                            return Err(Close::handshake_error(code, reason))
                         }
                         (200, _, _) => return Err(Close::handshake(ErrorKind::Handshake)),
                         (s, r, _) => return Err(Close::handshake(http_error(s, r))),

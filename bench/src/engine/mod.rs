@@ -143,6 +143,8 @@ pub struct Ctx {
     pub subscribe: Option<String>,
     /// Subscribe mode: notifications recorded per connection at most.
     pub notify_per_conn_max: u16,
+    /// Connections refused with an overload answer leave the run (`RunConfig::drop_refused`).
+    pub drop_refused: bool,
     /// Live totals.
     pub live_ok: u64,
     /// Live totals.
@@ -180,6 +182,7 @@ impl Ctx {
                 .subscribe
                 .as_ref()
                 .map_or(0, |s| (s.updates + NOTIFY_SLACK) as u16),
+            drop_refused: cfg.drop_refused,
             live_ok: 0,
             live_err: 0,
             live_sent: 0,
@@ -215,6 +218,12 @@ impl Ctx {
     /// Counts an error.
     pub fn error(&mut self, step: Option<u16>, kind: ErrorKind) {
         self.stats.error(step, kind, 1);
+        self.live_err += 1;
+    }
+
+    /// Counts a request of `step` that ended without an OK, as `kind`.
+    pub fn request_error(&mut self, step: u16, kind: ErrorKind) {
+        self.stats.request_error(step, kind, 1);
         self.live_err += 1;
     }
 
@@ -546,7 +555,7 @@ impl<'a> Worker<'a> {
 
     fn start_connect(&mut self, idx: u32, now: u64) -> Result<(), EngineError> {
         let c = &mut self.conns[idx as usize];
-        if c.state != State::Idle || c.queued || now >= self.run_end {
+        if c.state != State::Idle || c.queued || c.dropped || now >= self.run_end {
             return Ok(());
         }
         if self.connecting >= CONNECTING_MAX {
@@ -639,7 +648,7 @@ impl<'a> Worker<'a> {
     fn schedule_reconnect(&mut self, idx: u32, now: u64) {
         let c = &mut self.conns[idx as usize];
         let at = c.reconnect_at.max(now);
-        if at >= self.run_end {
+        if at >= self.run_end || c.dropped {
             return;
         }
         let rel = at - self.ctx.t0;
@@ -743,6 +752,7 @@ impl<'a> Worker<'a> {
                             outstanding: ErrorKind::Closed,
                             failed_attempt: !ready,
                             by_peer: true,
+                            refused: false,
                         },
                     );
                 } else {
@@ -782,6 +792,7 @@ impl<'a> Worker<'a> {
                         outstanding: ErrorKind::Closed,
                         failed_attempt: false,
                         by_peer: true,
+                        refused: false,
                     };
                     self.close(idx, now, cl);
                 }
@@ -856,16 +867,28 @@ impl<'a> Worker<'a> {
     }
 
     /// Closes a connection: its requests in flight count as `cl.outstanding`, the socket
-    /// goes, and a reconnect is planned (after a back-off when something failed).
+    /// goes, and a reconnect is planned (after a back-off when something failed), unless
+    /// the server refused it and refused connections leave the run.
     fn close(&mut self, idx: u32, now: u64, cl: Close) {
         let step_now = self.ctx.step_at(now);
         let c = &mut self.conns[idx as usize];
+        let refused = cl.refused && cl.failed_attempt;
+        if refused {
+            if let Some(k) = cl.count {
+                *self.ctx.stats.conns.refused.entry(k.label()).or_insert(0) += 1;
+            }
+            c.dropped = self.ctx.drop_refused;
+        }
         if let Some(k) = cl.count {
-            self.ctx.error(step_now, k);
+            // A connection that leaves the run on its refusal is no error: it is counted
+            // as refused, and its requests as withdrawn.
+            if !c.dropped {
+                self.ctx.error(step_now, k);
+            }
         }
         let outstanding = cl.outstanding;
         let ctx = &mut self.ctx;
-        c.drain_slots(|step| ctx.error(Some(step), outstanding));
+        c.drain_slots(|step| ctx.request_error(step, outstanding));
         let was_ready = c.state == State::Ready;
         if cl.failed_attempt || c.state == State::Connecting {
             ctx.stats.conns.failed += 1;
@@ -959,6 +982,7 @@ impl<'a> Worker<'a> {
                         outstanding: ErrorKind::Timeout,
                         failed_attempt: handshake,
                         by_peer: false,
+                        refused: false,
                     },
                 );
                 continue;
@@ -977,6 +1001,7 @@ impl<'a> Worker<'a> {
                         outstanding: ErrorKind::Closed,
                         failed_attempt: false,
                         by_peer: false,
+                        refused: false,
                     },
                 );
                 continue;
@@ -996,10 +1021,17 @@ impl<'a> Worker<'a> {
         let run_end_rel = self.ctx.run_end_rel;
         for c in self.conns.iter_mut() {
             let ctx = &mut self.ctx;
-            c.drain_slots(|step| ctx.error(Some(step), ErrorKind::Incomplete));
+            c.drain_slots(|step| ctx.request_error(step, ErrorKind::Incomplete));
+            let dropped = c.dropped;
             c.cursor
                 .for_each_owed_before(&ctx.segs, c.g, run_end_rel, |step, n| {
-                    ctx.stats.error(Some(step), ErrorKind::Incomplete, n);
+                    if dropped {
+                        // Given up after a refusal: never offered.
+                        ctx.stats.step_mut(step).withdrawn += n;
+                    } else {
+                        ctx.stats.step_mut(step).unsent += n;
+                        ctx.stats.request_error(step, ErrorKind::Incomplete, n);
+                    }
                 });
             if c.fd >= 0 {
                 close_fd(&mut c.fd);
