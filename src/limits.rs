@@ -67,6 +67,12 @@ impl TokenBucket {
         self.full_at = Some(full_at + self.interval);
         Ok(())
     }
+
+    /// Whether a token is there at `now` (nothing is taken).
+    pub fn has_token(&self, now: Instant) -> bool {
+        self.full_at
+            .is_none_or(|t| t.saturating_duration_since(now) <= self.tolerance)
+    }
 }
 
 /// Why a connection, message or request was refused, with what the peer needs to know.
@@ -462,6 +468,22 @@ impl ShardGate {
         Ok(())
     }
 
+    /// Whether the message rates would admit one more message now (the connection's bucket,
+    /// when given, and the shard's); nothing is taken.
+    pub fn message_has_tokens(&self, connection: Option<&TokenBucket>, now: Instant) -> bool {
+        connection.is_none_or(|b| b.has_token(now))
+            && self
+                .messages
+                .borrow()
+                .as_ref()
+                .is_none_or(|b| b.has_token(now))
+    }
+
+    /// Whether a message rate is configured (the connection's, when given, or the shard's).
+    fn meters_messages(&self, connection: Option<&TokenBucket>) -> bool {
+        connection.is_some() || self.messages.borrow().is_some()
+    }
+
     /// Whether one more request may start its handler on this shard.
     pub fn room(&self) -> Result<(), Overload> {
         let max = self.limits.shard_in_flight_requests_max;
@@ -550,6 +572,13 @@ impl SessionGate {
         self.shard.message(self.messages.as_mut(), now)
     }
 
+    /// Whether the message rates would refuse a message now (nothing is taken; `now` is
+    /// called only when a rate is configured).
+    pub fn message_would_be_refused(&self, now: impl FnOnce() -> Instant) -> bool {
+        let connection = self.messages.as_ref();
+        self.shard.meters_messages(connection) && !self.shard.message_has_tokens(connection, now())
+    }
+
     /// Admits one `tools/call`.
     pub fn tool_call(&mut self, now: impl FnOnce() -> Instant) -> Result<(), Overload> {
         match self.tool_calls.as_mut() {
@@ -581,6 +610,22 @@ impl SessionGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_token_says_what_try_take_would_do_and_takes_nothing() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(10, 2).expect("a rate");
+        for _ in 0..2 {
+            assert!(b.has_token(t0));
+            assert!(b.has_token(t0), "nothing taken by asking");
+            assert_eq!(b.try_take(t0), Ok(()));
+        }
+        assert!(!b.has_token(t0));
+        assert!(b.try_take(t0).is_err());
+        let later = t0 + Duration::from_millis(100);
+        assert!(b.has_token(later));
+        assert_eq!(b.try_take(later), Ok(()));
+    }
 
     #[test]
     fn a_refusal_written_for_a_raw_id_is_the_encoded_error() {

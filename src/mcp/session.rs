@@ -134,16 +134,22 @@ impl Session {
         }
     }
 
-    /// Admission before parsing. A frame that is one request or notification
-    /// ([`jsonrpc::skim`]) is metered against the message rates here, so that a message over
-    /// a rate is refused for a fraction of what serving it costs: `Some` is the refusal and,
+    /// Admission before parsing. When the message rates have no token left, a frame that is
+    /// one request or notification ([`jsonrpc::skim`]) is metered against them here, so that
+    /// a message over a rate is refused for a fraction of what serving it costs: `Some` is the refusal and,
     /// for a request, its encoded error response (a refused notification gets none). `None`:
     /// go on and parse; when the message was admitted here, its handling does not meter it
     /// again. Frames the skim leaves alone (batches, responses, anything unusual) and
     /// sessions shutting down are metered after the parse, as before.
     pub fn shed(&mut self, buf: &[u8]) -> Option<(Overload, Option<Vec<u8>>)> {
         self.pre_admitted = false;
-        if self.gate.is_none() || self.shutting_down {
+        if self.shutting_down {
+            return None;
+        }
+        // While the rates have tokens the message is admitted after its parse, as any other:
+        // only one about to be refused pays for the skim.
+        let host = &self.core.host;
+        if !self.gate.as_ref()?.message_would_be_refused(|| host.now()) {
             return None;
         }
         let skimmed = jsonrpc::skim(buf)?;
@@ -752,27 +758,34 @@ mod tests {
     }
 
     #[test]
-    fn a_message_is_metered_once_whether_admitted_before_or_after_its_parse() {
+    fn a_message_is_metered_once_whether_refused_before_or_after_its_parse() {
         // initialize and notifications/initialized take two of the four.
         let mut f = fixture(Limits {
             messages_per_connection_per_s: 1,
             messages_per_connection_burst: 4,
             ..Limits::default()
         });
-        // Admitted from a skim: one token.
-        assert_eq!(f.now(&ping(1))["result"], json!({}));
-        // An escaped method name is left to the parse, which meters it: the last token.
-        let mut escaped = br#"{"jsonrpc":"2.0","id":2,"method":"p\u0069ng"}"#.to_vec();
-        match f.session.on_frame(&mut escaped) {
-            Reply::Now(b) => {
-                let v: Value = serde_json::from_slice(&b).expect("JSON");
-                assert_eq!(v["result"], json!({}), "{v}");
-            }
+        let escaped =
+            |id: i64| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"p\u0069ng"}}"#).into_bytes();
+        let answer = |r: Reply| match r {
+            Reply::Now(b) => serde_json::from_slice::<Value>(&b).expect("JSON"),
             _ => panic!("no answer"),
-        }
+        };
+        // With tokens to spare, messages are parsed, then metered: one token each.
+        assert_eq!(f.now(&ping(1))["result"], json!({}));
+        let ok = answer(f.session.on_frame(&mut escaped(2)));
+        assert_eq!(ok["result"], json!({}), "{ok}");
+        // None left: refused from the skim, and (an escaped method, which the skim leaves
+        // alone) after the parse.
         let e = f.now(&ping(3));
         assert_eq!(e["error"]["code"], code::RATE_LIMITED, "{e}");
-        assert_eq!(f.refused.borrow().len(), 1);
+        let e = answer(f.session.on_frame(&mut escaped(4)));
+        assert_eq!(
+            (e["id"].as_i64(), e["error"]["code"].as_i64()),
+            (Some(4), Some(code::RATE_LIMITED)),
+            "{e}"
+        );
+        assert_eq!(f.refused.borrow().len(), 2);
     }
 
     #[test]

@@ -330,9 +330,15 @@ pub async fn handle(
     }
     let mut body = body;
     shard.stats().messages_received.inc();
-    // Over the shard's message rate a single request or notification is refused from a skim
-    // of its top level, before the parse (see Session::shed).
-    let metered = match jsonrpc::skim(&body) {
+    // With no token left in the shard's message rate, a single request or notification is
+    // refused from a skim of its top level, before the parse (see Session::shed).
+    let rates_have_tokens = shard.gate.message_has_tokens(None, Instant::now());
+    let skimmed = if rates_have_tokens {
+        None
+    } else {
+        jsonrpc::skim(&body)
+    };
+    let metered = match skimmed {
         None => false,
         Some(k) => {
             if let Err(why) = shard.gate.message(None, Instant::now) {
