@@ -47,7 +47,7 @@ bench SCALE="0.5" OUT="target/bench/results":
 
 # e.g. `just load scenario flood --transport http --scale 0.2` or `just load run tcp://127.0.0.1:7070`.
 #
-# One scenario (baseline, flood, bombing, saturate, sweep, hold, all) or any ringmcp-load command.
+# One scenario (baseline, flood, flood-cap, bombing, saturate, sweep, hold, all) or any ringmcp-load command.
 load *ARGS:
     cargo run --release -p ringmcp-bench --bin ringmcp-load -- {{ARGS}}
 
