@@ -37,25 +37,9 @@ fn serve_http(s: TcpStream) {
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
     loop {
-        let mut len = 0usize;
-        let mut line = String::new();
-        // Head.
-        loop {
-            line.clear();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0u8; len];
-        if r.read_exact(&mut body).is_err() {
+        let Some(body) = read_http_request(&mut r) else {
             return;
-        }
+        };
         let body = String::from_utf8(body).unwrap();
         let out = match id_of(&body) {
             None => "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n".to_string(),
@@ -189,12 +173,21 @@ fn serve_tcp_shedding(s: TcpStream) {
 /// Reads one request (a line, or an HTTP head and its body), so that closing afterwards
 /// sends a FIN rather than a reset.
 fn read_one_request(r: &mut BufReader<TcpStream>, http: bool) {
+    if http {
+        let _ = read_http_request(r);
+    } else {
+        let _ = r.read_line(&mut String::new());
+    }
+}
+
+/// Reads one HTTP request's head and body: the body, or `None` when the stream ends first.
+fn read_http_request(r: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
     let mut line = String::new();
     let mut len = 0usize;
     loop {
         line.clear();
-        if r.read_line(&mut line).unwrap_or(0) == 0 || !http {
-            return;
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
         }
         if line == "\r\n" {
             break;
@@ -204,7 +197,8 @@ fn read_one_request(r: &mut BufReader<TcpStream>, http: bool) {
         }
     }
     let mut body = vec![0u8; len];
-    let _ = r.read_exact(&mut body);
+    r.read_exact(&mut body).ok()?;
+    Some(body)
 }
 
 /// A server that admits its first `admit` connections (served by `serve`) and refuses
