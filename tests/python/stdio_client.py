@@ -33,6 +33,7 @@ DEMO_TOOLS = {
     "echo",
     "add",
     "sleep_ms",
+    "compute",
     "long_task",
     "increment_counter",
     "toggle_extra_tool",
