@@ -140,6 +140,55 @@ fn sse_event(id: Option<&str>, event: Option<&str>, data: &[u8]) -> Vec<u8> {
     e
 }
 
+/// The bytes read from a connection and not yet used. Requests are cut from the front by
+/// moving `start` on; the used bytes are dropped only before the next read, so a burst of
+/// pipelined requests costs one move of what is left per read, not one per request (which
+/// made the burst quadratic: callgrind put 60 % of a refused pipelined POST in memmove).
+#[derive(Default)]
+struct InBuf {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl InBuf {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the first `n` bytes (at most [`len`](Self::len)).
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Takes the first `n` bytes (at most [`len`](Self::len)) as a vector of their own.
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let v = self.data()[..n.min(self.len())].to_vec();
+        self.consume(n);
+        v
+    }
+
+    /// The vector to read more into, the used bytes dropped first.
+    fn for_read(&mut self) -> &mut Vec<u8> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        &mut self.buf
+    }
+}
+
 enum HeadOutcome {
     Head(RequestHead),
     Closed,
@@ -150,15 +199,15 @@ enum HeadOutcome {
 
 /// Reads a request head: waits up to the idle timeout for its first byte, then up to
 /// `http.header_read_timeout_ms` for the rest (a slow head gets 408).
-async fn read_head(shard: &Rc<Shard>, st: &RefCell<TcpStream>, inbuf: &mut Vec<u8>) -> HeadOutcome {
+async fn read_head(shard: &Rc<Shard>, st: &RefCell<TcpStream>, inbuf: &mut InBuf) -> HeadOutcome {
     let http = &shard.config.http;
     let idle = Duration::from_millis(shard.config.limits.idle_timeout_ms.max(1));
     let header_timeout = Duration::from_millis(http.header_read_timeout_ms);
     let mut started: Option<Instant> = (!inbuf.is_empty()).then(Instant::now);
     loop {
-        match parse_head(inbuf, http.max_head_bytes, http.max_body_bytes) {
+        match parse_head(inbuf.data(), http.max_head_bytes, http.max_body_bytes) {
             Ok(Some((head, n))) => {
-                inbuf.drain(..n);
+                inbuf.consume(n);
                 return HeadOutcome::Head(head);
             }
             Ok(None) => {}
@@ -195,11 +244,11 @@ enum Read {
 async fn read_with(
     shard: &Rc<Shard>,
     st: &RefCell<TcpStream>,
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut InBuf,
     wait: Duration,
 ) -> Read {
     let read = async {
-        match read_append(st, inbuf).await {
+        match read_append(st, inbuf.for_read()).await {
             Ok(0) | Err(_) => Read::Eof,
             Ok(n) => {
                 shard.stats().bytes_received[Transport::Http as usize].add(n as u64);
@@ -222,7 +271,7 @@ async fn read_with(
 async fn read_body(
     shard: &Rc<Shard>,
     st: &RefCell<TcpStream>,
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut InBuf,
     kind: BodyKind,
 ) -> Result<Vec<u8>, HttpError> {
     let http = &shard.config.http;
@@ -236,14 +285,14 @@ async fn read_body(
             while inbuf.len() < n {
                 read_more_body(shard, st, inbuf, &mut deadline).await?;
             }
-            Ok(inbuf.drain(..n).collect())
+            Ok(inbuf.take(n))
         }
         BodyKind::Chunked => {
             let mut dec = ChunkedDecoder::new(http.max_body_bytes);
             let mut body = Vec::new();
             loop {
-                let used = dec.decode(inbuf, &mut body)?;
-                inbuf.drain(..used);
+                let used = dec.decode(inbuf.data(), &mut body)?;
+                inbuf.consume(used);
                 if dec.is_done() {
                     return Ok(body);
                 }
@@ -258,7 +307,7 @@ async fn read_body(
 async fn read_more_body(
     shard: &Rc<Shard>,
     st: &RefCell<TcpStream>,
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut InBuf,
     deadline: &mut Option<Instant>,
 ) -> Result<(), HttpError> {
     let limit = Duration::from_millis(shard.config.http.body_read_timeout_ms);
@@ -357,7 +406,7 @@ async fn handle(shard: Rc<Shard>, stream: TcpStream) {
     let _count = ConnCount::new(shard.clone(), Transport::Http);
     let _ = stream.set_nodelay(true);
     let st = RefCell::new(stream);
-    let mut inbuf = Vec::new();
+    let mut inbuf = InBuf::default();
     // This connection's message rate (limits.messages_per_connection_per_s).
     let mut rate = shard.gate.connection_bucket();
     // Whether a request head ever arrived on this connection.
@@ -458,7 +507,7 @@ enum StreamStep {
 async fn stream_exchange(
     shard: &Rc<Shard>,
     st: &RefCell<TcpStream>,
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut InBuf,
     x: &Rc<Exchange>,
     headers: &[(String, String)],
     priming: bool,
@@ -480,7 +529,7 @@ async fn stream_exchange(
             if inbuf.len() < inbuf_cap {
                 // Watch the socket while streaming: a client that hangs up frees the stream
                 // at once; pipelined bytes wait in the input buffer.
-                let peer = async { StreamStep::Peer(read_append(st, inbuf).await) };
+                let peer = async { StreamStep::Peer(read_append(st, inbuf.for_read()).await) };
                 next.or(ka).or(peer).await
             } else {
                 next.or(ka).await
@@ -604,5 +653,28 @@ async fn stream_exchange(
         if done {
             return true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InBuf;
+
+    #[test]
+    fn an_input_buffer_gives_its_bytes_in_order_and_moves_only_before_a_read() {
+        let mut b = InBuf::default();
+        b.for_read().extend_from_slice(b"HEAD1body1HEAD2bo");
+        assert_eq!(b.data(), b"HEAD1body1HEAD2bo");
+        b.consume(5);
+        assert_eq!(b.take(5), b"body1");
+        assert_eq!((b.data(), b.start), (&b"HEAD2bo"[..], 10), "nothing moved yet");
+        b.consume(5);
+        // A read appends after what is left, which moves to the front first.
+        b.for_read().extend_from_slice(b"dy2");
+        assert_eq!((b.data(), b.start), (&b"body2"[..], 0));
+        // Taking more than there is takes what there is; emptied, it starts over.
+        assert_eq!(b.take(99), b"body2");
+        assert!(b.is_empty());
+        assert_eq!((b.buf.len(), b.start), (0, 0));
     }
 }
