@@ -667,7 +667,11 @@ mod tests {
         assert_eq!(b.data(), b"HEAD1body1HEAD2bo");
         b.consume(5);
         assert_eq!(b.take(5), b"body1");
-        assert_eq!((b.data(), b.start), (&b"HEAD2bo"[..], 10), "nothing moved yet");
+        assert_eq!(
+            (b.data(), b.start),
+            (&b"HEAD2bo"[..], 10),
+            "nothing moved yet"
+        );
         b.consume(5);
         // A read appends after what is left, which moves to the front first.
         b.for_read().extend_from_slice(b"dy2");
