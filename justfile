@@ -19,7 +19,7 @@ lint:
 ci:
     bash .ci/run
 
-# SCALE multiplies every duration: 0.5 keeps the whole run near 8 minutes on 2 cores (plus
+# SCALE multiplies every duration: 0.5 keeps the whole run near 10 minutes on 2 cores (plus
 # the build); 1 is the seed's durations. Raw JSON and .hgrm files land in OUT (docs/benchmarks.md).
 #
 # Scenarios against ringmcp (TCP, HTTP) + registry example -> docs/benchmarks/results.md and plots/.
