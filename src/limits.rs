@@ -59,19 +59,25 @@ impl TokenBucket {
 
     /// Takes one token at `now`, or says how long until one is there.
     pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
-        let full_at = self.full_at.map_or(now, |t| t.max(now));
-        let ahead = full_at - now;
-        if ahead > self.tolerance {
-            return Err(ahead - self.tolerance);
+        if let Some(wait) = self.wait(now) {
+            return Err(wait);
         }
-        self.full_at = Some(full_at + self.interval);
+        self.full_at = Some(self.full_at.map_or(now, |t| t.max(now)) + self.interval);
         Ok(())
+    }
+
+    /// How long until a token is there at `now`; `None` when one is there now. Nothing is
+    /// taken.
+    pub fn wait(&self, now: Instant) -> Option<Duration> {
+        let ahead = self
+            .full_at
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        (ahead > self.tolerance).then(|| ahead - self.tolerance)
     }
 
     /// Whether a token is there at `now` (nothing is taken).
     pub fn has_token(&self, now: Instant) -> bool {
-        self.full_at
-            .is_none_or(|t| t.saturating_duration_since(now) <= self.tolerance)
+        self.wait(now).is_none()
     }
 }
 
@@ -468,20 +474,25 @@ impl ShardGate {
         Ok(())
     }
 
-    /// Whether the message rates would admit one more message now (the connection's bucket,
-    /// when given, and the shard's); nothing is taken.
-    pub fn message_has_tokens(&self, connection: Option<&TokenBucket>, now: Instant) -> bool {
-        connection.is_none_or(|b| b.has_token(now))
-            && self
-                .messages
-                .borrow()
-                .as_ref()
-                .is_none_or(|b| b.has_token(now))
-    }
-
-    /// Whether a message rate is configured (the connection's, when given, or the shard's).
-    fn meters_messages(&self, connection: Option<&TokenBucket>) -> bool {
-        connection.is_some() || self.messages.borrow().is_some()
+    /// What [`message`](Self::message) would refuse a message with now, as it would ask the
+    /// buckets (the connection's, when given, then the shard's); nothing is taken nor counted
+    /// (count it with [`refuse`](Self::refuse)). `now` is called only when there is a bucket
+    /// to ask.
+    pub fn message_refusal(
+        &self,
+        connection: Option<&TokenBucket>,
+        now: impl FnOnce() -> Instant,
+    ) -> Option<Overload> {
+        let shard = self.messages.borrow();
+        if connection.is_none() && shard.is_none() {
+            return None;
+        }
+        let now = now();
+        if let Some(retry_after) = connection.and_then(|b| b.wait(now)) {
+            return Some(Overload::ConnectionMessageRate { retry_after });
+        }
+        let retry_after = shard.as_ref()?.wait(now)?;
+        Some(Overload::ShardMessageRate { retry_after })
     }
 
     /// Whether one more request may start its handler on this shard.
@@ -572,11 +583,15 @@ impl SessionGate {
         self.shard.message(self.messages.as_mut(), now)
     }
 
-    /// Whether the message rates would refuse a message now (nothing is taken; `now` is
-    /// called only when a rate is configured).
-    pub fn message_would_be_refused(&self, now: impl FnOnce() -> Instant) -> bool {
-        let connection = self.messages.as_ref();
-        self.shard.meters_messages(connection) && !self.shard.message_has_tokens(connection, now())
+    /// What [`message`](Self::message) would refuse a message with now; nothing is taken nor
+    /// counted (`now` is called only when a rate is configured).
+    pub fn message_refusal(&self, now: impl FnOnce() -> Instant) -> Option<Overload> {
+        self.shard.message_refusal(self.messages.as_ref(), now)
+    }
+
+    /// Counts a refusal of this session's (see [`ShardGate::refuse`]).
+    pub fn refuse(&self, o: Overload) -> Overload {
+        self.shard.refuse(o)
     }
 
     /// Admits one `tools/call`.

@@ -72,9 +72,6 @@ pub struct Session {
     frame_messages: usize,
     frame_refused: usize,
     frame_refusal: Option<Overload>,
-    /// [`Session::shed`] admitted the frame's one message: its handling must not meter it
-    /// again.
-    pre_admitted: bool,
 }
 
 impl Session {
@@ -90,7 +87,6 @@ impl Session {
             frame_messages: 0,
             frame_refused: 0,
             frame_refusal: None,
-            pre_admitted: false,
         }
     }
 
@@ -134,44 +130,33 @@ impl Session {
         }
     }
 
-    /// Admission before parsing. When the message rates have no token left, a frame that is
-    /// one request or notification ([`jsonrpc::skim`]) is metered against them here, so that
-    /// a message over a rate is refused for a fraction of what serving it costs: `Some` is the refusal and,
-    /// for a request, its encoded error response (a refused notification gets none). `None`:
-    /// go on and parse; when the message was admitted here, its handling does not meter it
-    /// again. Frames the skim leaves alone (batches, responses, anything unusual) and
-    /// sessions shutting down are metered after the parse, as before.
+    /// Refusal before parsing. When the message rates have no token left for it, a frame
+    /// that is one request or notification ([`jsonrpc::skim`]) is refused here, for a
+    /// fraction of what serving it costs: `Some` is the refusal and, for a request, its
+    /// encoded error response (a refused notification gets none). `None`: go on and parse;
+    /// the message is metered then, as every other. Frames the skim leaves alone (batches,
+    /// responses, anything unusual) and sessions shutting down are never refused here.
     pub fn shed(&mut self, buf: &[u8]) -> Option<(Overload, Option<Vec<u8>>)> {
-        self.pre_admitted = false;
         if self.shutting_down {
             return None;
         }
-        // While the rates have tokens the message is admitted after its parse, as any other:
-        // only one about to be refused pays for the skim.
+        // Only a message about to be refused pays for the skim.
         let host = &self.core.host;
-        if !self.gate.as_ref()?.message_would_be_refused(|| host.now()) {
-            return None;
-        }
+        let gate = self.gate.as_ref()?;
+        let why = gate.message_refusal(|| host.now())?;
         let skimmed = jsonrpc::skim(buf)?;
-        match self.admit_message() {
-            Ok(()) => {
-                self.pre_admitted = true;
-                None
+        let why = gate.refuse(why);
+        // What on_parsed would have set for this one-message frame.
+        (self.frame_messages, self.frame_refused) = (1, 1);
+        self.frame_refusal = Some(why);
+        host.message_received();
+        let answer = skimmed.id.map(|raw_id| {
+            if let Some(p) = host.request_probe(Some(skimmed.method)) {
+                p.finish(Some(why.code()));
             }
-            Err(o) => {
-                // What on_parsed would have set for this one-message frame.
-                (self.frame_messages, self.frame_refused) = (1, 1);
-                self.core.host.message_received();
-                let answer = skimmed.id.map(|raw_id| {
-                    let bytes = o.encode_for_raw_id(raw_id);
-                    if let Some(p) = self.core.host.request_probe(Some(skimmed.method)) {
-                        p.finish(Some(o.code()));
-                    }
-                    bytes
-                });
-                Some((o, answer))
-            }
-        }
+            why.encode_for_raw_id(raw_id)
+        });
+        Some((why, answer))
     }
 
     /// Handles one frame (one line on TCP/stdio). The buffer is parsed in place.
@@ -182,7 +167,6 @@ impl Session {
         match jsonrpc::parse_frame(buf, self.core.limits.batch_max) {
             Ok(f) => self.on_parsed(f, None),
             Err(e) => {
-                self.pre_admitted = false;
                 self.core.host.message_received();
                 let probe = self.core.host.request_probe(None);
                 match observed(probe, Item::Now(jsonrpc::encode_error(None, &e.to_error()))) {
@@ -203,7 +187,6 @@ impl Session {
         self.frame_refusal = None;
         let reply = self.on_parsed_inner(frame);
         self.request_out = None;
-        self.pre_admitted = false;
         reply
     }
 
@@ -305,9 +288,6 @@ impl Session {
     /// Admits one request or notification under the message rates (responses answer our
     /// own requests, which their own bound limits, and are not metered).
     fn admit_message(&mut self) -> Result<(), Overload> {
-        if std::mem::take(&mut self.pre_admitted) {
-            return Ok(());
-        }
         let Some(gate) = self.gate.as_mut() else {
             return Ok(());
         };

@@ -332,32 +332,23 @@ pub async fn handle(
     shard.stats().messages_received.inc();
     // With no token left in the shard's message rate, a single request or notification is
     // refused from a skim of its top level, before the parse (see Session::shed).
-    let rates_have_tokens = shard.gate.message_has_tokens(None, Instant::now());
-    let skimmed = if rates_have_tokens {
-        None
-    } else {
-        jsonrpc::skim(&body)
-    };
-    let metered = match skimmed {
-        None => false,
-        Some(k) => {
-            if let Err(why) = shard.gate.message(None, Instant::now) {
-                let body = match k.id {
-                    Some(raw) => {
-                        shard.request_probe(Some(k.method)).finish(Some(why.code()));
-                        why.encode_for_raw_id(raw)
-                    }
-                    None => jsonrpc::encode_error(None, &why.to_error()),
-                };
-                return Response::Full {
-                    status: why.http_status(),
-                    headers: vec![("Retry-After".into(), why.retry_after_s().to_string())],
-                    body,
-                };
-            }
-            true
+    if let Some(why) = shard.gate.message_refusal(None, Instant::now) {
+        if let Some(k) = jsonrpc::skim(&body) {
+            let why = shard.gate.refuse(why);
+            let body = match k.id {
+                Some(raw) => {
+                    shard.request_probe(Some(k.method)).finish(Some(why.code()));
+                    why.encode_for_raw_id(raw)
+                }
+                None => jsonrpc::encode_error(None, &why.to_error()),
+            };
+            return Response::Full {
+                status: why.http_status(),
+                headers: vec![("Retry-After".into(), why.retry_after_s().to_string())],
+                body,
+            };
         }
-    };
+    }
     let frame = match jsonrpc::parse_frame(&mut body, shard.config.limits.batch_messages_max) {
         Ok(f) => f,
         Err(e) => {
@@ -371,10 +362,8 @@ pub async fn handle(
         Admission::Accepted => {
             // A notification over the shard's rate is refused, not silently dropped: over
             // HTTP there is an answer to say so.
-            if !metered {
-                if let Err(why) = shard.gate.message(None, Instant::now) {
-                    return Response::overload(None, &why);
-                }
+            if let Err(why) = shard.gate.message(None, Instant::now) {
+                return Response::overload(None, &why);
             }
             return Response::Full {
                 status: 202,
@@ -389,7 +378,7 @@ pub async fn handle(
     };
     let probe = shard.request_probe(Some(&a.method));
     let listening = a.method == "subscriptions/listen";
-    match admitted(shard, a, server, metered) {
+    match admitted(shard, a, server) {
         Response::Full {
             status,
             headers,
@@ -424,18 +413,16 @@ pub async fn handle(
     }
 }
 
-/// Answers an admitted request; `metered`: the message rate already took it.
-fn admitted(shard: &Rc<Shard>, a: Admitted, server: &str, metered: bool) -> Response {
+/// Answers an admitted request.
+fn admitted(shard: &Rc<Shard>, a: Admitted, server: &str) -> Response {
     if shard.shutdown.is_cancelled() {
         return error_response(
             Some(&a.id),
             &ErrorObject::new(code::SHUTTING_DOWN, "server is shutting down"),
         );
     }
-    if !metered {
-        if let Err(why) = shard.gate.message(None, Instant::now) {
-            return Response::overload(Some(&a.id), &why);
-        }
+    if let Err(why) = shard.gate.message(None, Instant::now) {
+        return Response::overload(Some(&a.id), &why);
     }
     let Some(srv) = shard.servers.get(server).cloned() else {
         return error_response(
