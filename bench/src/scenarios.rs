@@ -1189,18 +1189,8 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<u
 
 /// GET /metrics of an admin listener: the body, or `None` when it cannot be read.
 fn scrape_metrics(addr: std::net::SocketAddr) -> Option<String> {
-    use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.take(16 << 20).read_to_string(&mut text).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    let r = peers::http_request(addr, "GET", "/metrics", &[], None, Duration::from_secs(5)).ok()?;
+    (r.status == 200).then(|| String::from_utf8_lossy(&r.body).into_owned())
 }
 
 /// Where the requests of `steps` went (see [`Accounting`]).
