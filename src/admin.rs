@@ -166,6 +166,18 @@ fn readiness(shard: &Shard) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------
 // Zones
 
+/// Logs a zone transition with its figures: a warning when it got worse, info when better
+/// (`tracing` takes the level as a constant, so one macro writes both calls).
+macro_rules! log_zone_change {
+    ($worse:expr, $worse_msg:literal, $better_msg:literal, $($field:tt)*) => {
+        if $worse {
+            tracing::warn!($($field)* $worse_msg);
+        } else {
+            tracing::info!($($field)* $better_msg);
+        }
+    };
+}
+
 /// Evaluates this shard's zone every `zones.interval_ms` (and, on shard 0, the process's)
 /// until the shard stops. See the module docs.
 pub async fn evaluate_zones(shard: Rc<Shard>) {
@@ -195,35 +207,21 @@ pub async fn evaluate_zones(shard: Rc<Shard>) {
             let latency_p95_ms = figures.latency_p95_us as f64 / 1000.0;
             let decided_by = eval.decided_by().join(",");
             let (from, to) = (zone.label(), eval.zone.label());
-            if eval.zone > zone {
-                tracing::warn!(
-                    shard = shard.index,
-                    from,
-                    to,
-                    decided_by,
-                    responses = figures.responses,
-                    errors = figures.errors,
-                    error_ratio,
-                    latency_p95_ms,
-                    connections = figures.connections,
-                    queue_depth = figures.queue_depth,
-                    "shard health zone worse"
-                );
-            } else {
-                tracing::info!(
-                    shard = shard.index,
-                    from,
-                    to,
-                    decided_by,
-                    responses = figures.responses,
-                    errors = figures.errors,
-                    error_ratio,
-                    latency_p95_ms,
-                    connections = figures.connections,
-                    queue_depth = figures.queue_depth,
-                    "shard health zone better"
-                );
-            }
+            log_zone_change!(
+                eval.zone > zone,
+                "shard health zone worse",
+                "shard health zone better",
+                shard = shard.index,
+                from,
+                to,
+                decided_by,
+                responses = figures.responses,
+                errors = figures.errors,
+                error_ratio,
+                latency_p95_ms,
+                connections = figures.connections,
+                queue_depth = figures.queue_depth,
+            );
             zone = eval.zone;
         }
         if shard.index == 0 {
@@ -243,25 +241,16 @@ pub async fn evaluate_zones(shard: Rc<Shard>) {
                 let (from, to) = (process_zone.label(), p.zone.label());
                 let worst_shard = p.worst_shard.map(|(i, _)| i);
                 let memory = p.memory.label();
-                if p.zone > process_zone {
-                    tracing::warn!(
-                        from,
-                        to,
-                        ?worst_shard,
-                        memory,
-                        rss_bytes = rss,
-                        "process health zone worse"
-                    );
-                } else {
-                    tracing::info!(
-                        from,
-                        to,
-                        ?worst_shard,
-                        memory,
-                        rss_bytes = rss,
-                        "process health zone better"
-                    );
-                }
+                log_zone_change!(
+                    p.zone > process_zone,
+                    "process health zone worse",
+                    "process health zone better",
+                    from,
+                    to,
+                    ?worst_shard,
+                    memory,
+                    rss_bytes = rss,
+                );
                 process_zone = p.zone;
             }
         }
