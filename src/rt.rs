@@ -444,6 +444,25 @@ pub trait Host {
     fn message_received(&self) {}
 }
 
+/// For test hosts: the [`Host`] methods of a host with no registry and no one to notify
+/// (registering and subscribing succeed, notices go nowhere).
+#[cfg(test)]
+macro_rules! host_without_registry {
+    () => {
+        fn register(&self, _: &ringmcp_shards::SessionId, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn subscribe(&self, _: &ringmcp_shards::SessionId, _: &str, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+        fn unsubscribe(&self, _: &ringmcp_shards::SessionId, _: &str, _: &str) {}
+        fn resource_updated(&self, _: &str, _: &str) {}
+        fn list_changed(&self, _: &str, _: &str) {}
+    };
+}
+#[cfg(test)]
+pub(crate) use host_without_registry;
+
 #[cfg(test)]
 mod tests {
     use super::*;

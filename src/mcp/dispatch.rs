@@ -109,15 +109,7 @@ mod tests {
         fn sleep(&self, _: Duration) -> BoxedLocal<()> {
             Box::pin(async {})
         }
-        fn register(&self, _: &SessionId, _: &str) -> Result<(), String> {
-            Ok(())
-        }
-        fn subscribe(&self, _: &SessionId, _: &str, _: &str) -> Result<(), String> {
-            Ok(())
-        }
-        fn unsubscribe(&self, _: &SessionId, _: &str, _: &str) {}
-        fn resource_updated(&self, _: &str, _: &str) {}
-        fn list_changed(&self, _: &str, _: &str) {}
+        crate::rt::host_without_registry!();
     }
 
     fn server() -> Rc<McpServer> {
